@@ -25,3 +25,15 @@ def save(fig: "matplotlib.figure.Figure", name: str, cfg: Config | None = None, 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     return path
+
+
+def __getattr__(name: str):
+    """Topic modules load on first use: ``fgfs_lib.viz.data.value_grid(...)``."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as error:
+        if error.name == f"{__name__}.{name}":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        raise

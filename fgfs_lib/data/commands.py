@@ -1,0 +1,96 @@
+"""The data commands of ``python -m fgfs_lib``: ``make-data`` and ``verify-data``.
+
+Introduced in ``notebooks/01_datasets.py``.
+
+``python -m fgfs_lib make-data --profile quick --seed 0 --out DIR``
+    writes FashionSynth into DIR: the ASEN split files at the top level, ``images/``,
+    ``regions/`` and ``cache/`` below it (without ``--out``: the cache folder that
+    ``fgfs_lib.data.load`` uses).
+``python -m fgfs_lib verify-data --dataset NAME --root DIR [--write-clean OUT]``
+    reports every missing, unreadable or corrupt image and every malformed label line as
+    ``file:line: reason``; exits 1 when there are problems; ``--write-clean`` writes split
+    files without them into OUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def make_data(argv: list[str]) -> int:
+    from .. import config as config_module
+    from . import DATASETS, synth
+
+    parser = argparse.ArgumentParser(prog="python -m fgfs_lib make-data",
+                                     description="Generate FashionSynth in the ASEN split format.")
+    parser.add_argument("--profile", choices=list(synth.PROFILE_DEFAULTS), default=None,
+                        help="quick (~12k images, 64 px) or full (180k, 224 px); default $FGFS_PROFILE")
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: the cache under $FGFS_DATA_DIR/fashionsynth/<hash>)")
+    parser.add_argument("--num-images", type=int, default=None)
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--detail-scale", type=float, default=None, help="size of local details (1 = default)")
+    parser.add_argument("--clutter", type=float, default=None, help="background clutter and objects (1 = default)")
+    parser.add_argument("--processes", type=int, default=None, help="worker processes (output does not depend on it)")
+    parser.add_argument("--dataset", default="fashionsynth", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.dataset != "fashionsynth":
+        print(f"error: make-data generates only 'fashionsynth'; the real datasets ({', '.join(DATASETS[1:])}) "
+              f"must be downloaded by you and checked with verify-data", file=sys.stderr)
+        return 2
+    cfg = config_module.load(args.profile)
+    options = {"num_images": args.num_images, "image_size": args.image_size, "detail_scale": args.detail_scale,
+               "clutter": args.clutter}
+    options = {k: v for k, v in options.items() if v is not None}
+    t0 = time.perf_counter()
+    try:
+        if args.out is None:
+            folder = synth.ensure_fashionsynth(cfg, seed=args.seed, processes=args.processes, verbose=False, **options)
+        else:
+            folder = synth.make_fashionsynth(args.out, profile=cfg.profile, seed=args.seed, processes=args.processes,
+                                             **options)
+    except (ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    config = (folder / "config.json").read_text()
+    print(f"FashionSynth ({cfg.profile}, seed {args.seed}) written to {folder} in {time.perf_counter() - t0:.1f} s")
+    print(config.strip())
+    return 0
+
+
+def verify_data(argv: list[str]) -> int:
+    from . import DATASETS
+    from . import verify as verify_module
+    from .asen_format import PROTOCOLS
+
+    parser = argparse.ArgumentParser(prog="python -m fgfs_lib verify-data",
+                                     description="Check a dataset folder; optionally write cleaned split files.")
+    parser.add_argument("--dataset", required=True, type=str.lower, choices=list(DATASETS),
+                        help="one of: " + ", ".join(DATASETS))
+    parser.add_argument("--root", required=True, type=Path, help="the dataset folder")
+    parser.add_argument("--write-clean", type=Path, default=None, metavar="OUT",
+                        help="write split files without the bad images and lines into OUT")
+    parser.add_argument("--no-decode", action="store_true", help="only check that images exist (faster)")
+    parser.add_argument("--protocol", choices=list(PROTOCOLS), default="fashionai")
+    parser.add_argument("--limit", type=int, default=50, help="print at most this many problems")
+    args = parser.parse_args(argv)
+    try:
+        report = verify_module.verify(args.dataset, args.root, decode=not args.no_decode, protocol=args.protocol)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(report.format(args.limit))
+    if args.write_clean is not None:
+        try:
+            out = verify_module.write_clean(report, args.write_clean)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        dropped = verify_module.count_images(report)
+        print(f"cleaned split files written to {out} ({dropped} image(s) left out); "
+              f"load it with fgfs_lib.data.load({args.dataset!r}, root={str(out)!r})")
+    return 0 if report.ok else 1

@@ -1,0 +1,127 @@
+"""UT Zappos50k in the CSN triplet-list format (triplet relation prediction).
+
+Introduced in ``notebooks/01_datasets.py``.
+
+Folder layout (as released with Conditional Similarity Networks):
+
+* ``filenames.json``: the image paths, one per line (a JSON list is accepted too); the line
+  number is the image id;
+* ``tripletlists/{class,closure,gender,heel}_tripletlist_{train,val,test}.txt``: conditions
+  0..3 in that order; a line ``i j k`` means image ``i`` is closer to ``k`` than to ``j``.
+
+:func:`load_zappos` returns :class:`TripletData`: one :class:`ImageSplit` over all images
+(labels are all unknown: Zappos50k's task gives relations, not values) and per split a
+LongTensor [T, 4] of rows ``(anchor, closer, farther, condition)``, the same column meaning
+as :func:`fgfs_lib.sampling.sample_triplets` (anchor, positive, negative, attribute).
+The metric is the triplet-relation accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .asen_format import DataFormatError, Problem, check_root, read_lines
+from .core import DatasetMeta, ImageSplit
+
+CONDITIONS = ["class", "closure", "gender", "heel"]
+TRIPLET_SPLITS = {"train": "train", "valid": "val", "test": "test"}
+
+
+@dataclasses.dataclass
+class TripletData:
+    """Zappos50k: every image in one split, triplets per split (anchor, closer, farther, condition)."""
+
+    meta: DatasetMeta
+    images: ImageSplit
+    triplets: dict[str, torch.Tensor]
+    root: Path
+    config: dict
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{s} {len(t)}" for s, t in self.triplets.items())
+        return f"zappos50k at {self.root}: {len(self.images)} images; triplets: {parts}"
+
+
+def triplet_path(root: Path, condition: str, split: str) -> Path:
+    return Path(root) / "tripletlists" / f"{condition}_tripletlist_{TRIPLET_SPLITS[split]}.txt"
+
+
+def read_filenames_json(path: Path, problems: list[Problem]) -> list[str]:
+    if not path.is_file():
+        problems.append(Problem(path, 0, "file missing", "missing"))
+        return []
+    text = path.read_text(encoding="utf-8-sig")
+    if text.lstrip().startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as err:
+            problems.append(Problem(path, err.lineno, f"not valid JSON: {err.msg}"))
+            return []
+        return [str(n).strip() for n in names]
+    lines = read_lines(path)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    names = []
+    for k, line in enumerate(lines, 1):
+        if not line.strip():
+            problems.append(Problem(path, k, "empty line (line numbers are image ids; remove it)"))
+        names.append(line.strip())
+    return names
+
+
+def read_triplets(path: Path, num_images: int, condition: int, problems: list[Problem]) -> np.ndarray:
+    """Rows (anchor, closer, farther, condition) from one triplet list."""
+    rows = []
+    if not path.is_file():
+        problems.append(Problem(path, 0, "file missing", "missing"))
+        return np.zeros((0, 4), dtype=np.int64)
+    for k, line in enumerate(read_lines(path), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        try:
+            values = [int(t) for t in tokens]
+        except ValueError:
+            problems.append(Problem(path, k, f"expected three integers 'i j k', got {line.strip()!r}"))
+            continue
+        if len(values) != 3:
+            problems.append(Problem(path, k, f"expected three integers 'i j k', got {len(values)}"))
+            continue
+        bad = [v for v in values if not 0 <= v < num_images]
+        if bad:
+            problems.append(Problem(path, k, f"image id {bad[0]} out of range 0..{num_images - 1}"))
+            continue
+        i, j, kk = values
+        rows.append((i, kk, j, condition))  # i is closer to k than to j
+    return np.array(rows, dtype=np.int64).reshape(-1, 4)
+
+
+def read_zappos(root: str | Path) -> tuple[list[str], dict[str, np.ndarray], list[Problem]]:
+    root = Path(root)
+    problems: list[Problem] = []
+    names = read_filenames_json(root / "filenames.json", problems)
+    triplets = {}
+    for split in TRIPLET_SPLITS:
+        parts = [read_triplets(triplet_path(root, c, split), len(names), ci, problems)
+                 for ci, c in enumerate(CONDITIONS)]
+        triplets[split] = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
+    return names, triplets, problems
+
+
+def load_zappos(root: str | Path, image_size: int = 112) -> TripletData:
+    root = Path(root)
+    check_root(root, "zappos50k", ["filenames.json", "tripletlists"])
+    names, triplets, problems = read_zappos(root)
+    if problems:
+        raise DataFormatError(problems, hint=f"run `python -m fgfs_lib verify-data --dataset zappos50k --root {root} "
+                                             f"--write-clean DIR` for a cleaned copy")
+    meta = DatasetMeta("zappos50k", list(CONDITIONS), [[] for _ in CONDITIONS])
+    labels = torch.full((len(names), len(CONDITIONS)), -1, dtype=torch.long)
+    images = ImageSplit(labels, image_size, paths=[root / n for n in names], name="all")
+    return TripletData(meta, images, {s: torch.from_numpy(t) for s, t in triplets.items()}, root,
+                       {"dataset": "zappos50k", "root": str(root), "image_size": image_size})

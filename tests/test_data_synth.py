@@ -1,0 +1,232 @@
+"""FashionSynth: determinism, the on-disk format round trip, regions, protocols, ImageSplit."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import fgfs_lib.data as data
+from fgfs_lib import config
+from fgfs_lib.data import asen_format, commands, synth
+
+N = 300
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return synth.make_fashionsynth(tmp_path_factory.mktemp("synth") / "fs", seed=0, num_images=N, processes=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tiny) -> data.RetrievalData:
+    return data.load("fashionsynth", root=tiny)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_byte_identical_files_whatever_the_process_count(tiny, tmp_path):
+    again = synth.make_fashionsynth(tmp_path / "again", seed=0, num_images=N, processes=2)
+    first, second = tree_digest(tiny), tree_digest(again)
+    assert len(first) > 2 * N  # images + regions + split files
+    assert first == second
+
+
+def test_another_seed_gives_other_images(tiny, tmp_path):
+    other = synth.make_fashionsynth(tmp_path / "other", seed=1, num_images=40, processes=1)
+    a = np.asarray(Image.open(tiny / "images/train/000000.png"))
+    b = np.asarray(Image.open(other / "images/train/000000.png"))
+    assert not np.array_equal(a, b)
+
+
+def test_round_trip_labels_and_files(tiny, tiny_data):
+    categories, labels = synth.sample_labels(N, 0)
+    sizes = synth.split_sizes(synth.synth_config("quick", 0, num_images=N))
+    assert [len(tiny_data.split(s)) for s in ("train", "valid", "test")] == list(sizes.values())
+    stacked = torch.cat([tiny_data.train.labels, tiny_data.valid.labels, tiny_data.test.labels])
+    assert torch.equal(stacked, torch.from_numpy(labels))
+    cats = torch.cat([tiny_data.train.categories, tiny_data.valid.categories, tiny_data.test.categories])
+    assert torch.equal(cats, torch.from_numpy(categories))
+    # The PNG files hold the same pixels and region bits as the in-memory cache.
+    names = asen_format.read_filenames(tiny / "filenames_valid.txt", [])
+    for i in (0, 7, len(names) - 1):
+        png = torch.from_numpy(np.array(Image.open(tiny / names[i]))).permute(2, 0, 1)
+        assert torch.equal(png, tiny_data.valid.raw([i])[0])
+        bits = np.asarray(Image.open(tiny / names[i].replace("images/", "regions/")))
+        for a in range(synth.A):
+            assert torch.equal(torch.from_numpy(((bits >> a) & 1).astype(bool)), tiny_data.valid.mask(i, a))
+    assert tiny_data.meta.attribute_names == synth.ATTRIBUTES
+    assert tiny_data.meta.num_values == [6, 7, 7, 6, 5, 5, 7, 4, 8, 5]
+    assert tiny_data.config["config_hash"] == synth.config_hash(synth.synth_config("quick", 0, num_images=N))
+
+
+def test_attributes_apply_exactly_per_category(tiny_data):
+    split = tiny_data.train
+    for c, name in enumerate(synth.CATEGORIES):
+        rows = split.labels[split.categories == c]
+        if len(rows) == 0:
+            continue
+        expected = torch.tensor([a in synth.CATEGORY_ATTRIBUTES[name] for a in synth.ATTRIBUTES])
+        assert torch.equal(rows >= 0, expected.expand_as(rows))
+        for a in np.flatnonzero(expected.numpy()):
+            assert int(rows[:, a].max()) < len(synth.VALUES[synth.ATTRIBUTES[a]])
+
+
+def test_boxes_are_the_bounding_boxes_of_the_masks(tiny_data):
+    split = tiny_data.test
+    assert split.boxes.shape == (len(split), synth.A, 4)
+    assert torch.equal(torch.isnan(split.boxes[..., 0]), split.labels < 0)
+    for i in range(0, len(split), 7):
+        for a in range(synth.A):
+            m = split.mask(i, a)
+            if split.labels[i, a] < 0:
+                assert not m.any()
+                continue
+            ys, xs = torch.nonzero(m, as_tuple=True)
+            box = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+            assert torch.equal(split.boxes[i, a], box)
+
+
+def test_design_regions_are_small_and_lengths_larger(tiny_data):
+    split = tiny_data.train
+    fractions = {}
+    for a, name in enumerate(synth.ATTRIBUTES):
+        rows = torch.nonzero(split.labels[:, a] >= 0).flatten()
+        masks = split.region_masks(rows, a)
+        fractions[name] = masks.float().mean().item()
+    for name in ("collar_design", "lapel_design", "neckline_design", "neck_design"):
+        assert 0.01 < fractions[name] < 0.08, (name, fractions[name])
+    for name in ("skirt_length", "coat_length", "pant_length"):
+        assert fractions[name] > 0.12
+    # region_masks with one attribute per image equals mask(i, a)
+    idx, attrs = torch.tensor([0, 1, 2]), torch.tensor([8, 9, 1])
+    batch = split.region_masks(idx, attrs)
+    for k in range(3):
+        assert torch.equal(batch[k], split.mask(int(idx[k]), int(attrs[k])))
+
+
+def test_batch_normalises_flips_and_matches_getitem(tiny_data):
+    split = tiny_data.train
+    idx = torch.tensor([3, 0, 17, 3])
+    x = split.batch(idx)
+    assert x.shape == (4, 3, 64, 64) and x.dtype == torch.float32
+    assert torch.allclose(x[1], split[0][0])
+    assert torch.allclose(split.denormalize(x) * 255, split.raw(idx).float(), atol=1e-3)
+    items = split.__getitems__([5, 6])
+    assert [i for _, i in items] == [5, 6] and torch.allclose(items[0][0], split[5][0])
+    g = torch.Generator().manual_seed(0)
+    flipped = split.batch(torch.arange(32), augment=True, generator=g)
+    plain = split.batch(torch.arange(32))
+    same = (flipped == plain).flatten(1).all(1)
+    mirrored = (flipped == plain.flip(-1)).flatten(1).all(1)
+    assert bool((same | mirrored).all()) and 0 < int(mirrored.sum()) < 32
+    loader = torch.utils.data.DataLoader(split, batch_size=8)
+    images, ids = next(iter(loader))
+    assert images.shape == (8, 3, 64, 64) and torch.equal(ids, torch.arange(8))
+
+
+def test_fashionai_protocol_assigns_one_applicable_attribute_per_image(tiny_data):
+    for split_name in ("valid", "test"):
+        split = tiny_data.split(split_name)
+        q, c = tiny_data.queries(split_name), tiny_data.candidates(split_name)
+        rows = torch.cat([q, c])
+        assert len(torch.unique(rows[:, 0])) == len(rows) == len(split)  # every image exactly once
+        assert torch.equal(split.labels[rows[:, 0], rows[:, 1]], rows[:, 2])
+        counts = torch.bincount(rows[:, 1], minlength=synth.A)
+        assert counts.min() > 0
+        qa = torch.bincount(q[:, 1], minlength=synth.A).float()
+        assert torch.allclose(qa, (counts * 0.2).round(), atol=0.51)
+
+
+def test_multilabel_protocol_has_every_attribute_and_disjoint_images(tiny):
+    d = data.load("fashionsynth", root=tiny, protocol="multilabel")
+    q, c = d.test_queries, d.test_candidates
+    assert set(q[:, 0].tolist()).isdisjoint(c[:, 0].tolist())
+    rows = torch.cat([q, c])
+    assert len(rows) == int((d.test.labels >= 0).sum())
+    assert torch.equal(d.test.labels[rows[:, 0], rows[:, 1]], rows[:, 2])
+    n_query_images = len(torch.unique(q[:, 0]))
+    assert n_query_images == round(0.2 * len(d.test))
+
+
+def test_protocol_functions_on_a_hand_made_label_matrix():
+    labels = np.array([[0, -1], [1, 2], [-1, 1], [0, 0], [1, -1]])
+    q, c = asen_format.fashionai_protocol(labels, np.random.default_rng(0), 0.5)
+    rows = np.concatenate([q, c])
+    assert sorted(rows[:, 0].tolist()) == [0, 1, 2, 3, 4]
+    assert all(labels[i, a] == v for i, a, v in rows)
+    assigned = {int(i): int(a) for i, a, _ in rows}
+    assert assigned[0] == 0 and assigned[4] == 0 and assigned[2] == 1  # their only applicable attribute
+    counts = np.bincount(rows[:, 1], minlength=2)
+    assert len(q) == sum(int(round(0.5 * n)) for n in counts)  # per attribute, a fraction are queries
+
+
+def test_load_generates_into_the_cache_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGFS_DATA_DIR", str(tmp_path))
+    cfg = config.load("quick")
+    d1 = data.load("fashionsynth", cfg=cfg, num_images=40, processes=1)
+    expected = tmp_path / "fashionsynth" / synth.config_hash(synth.synth_config("quick", 0, num_images=40))
+    assert d1.root == expected
+    stamp = (expected / "config.json").stat().st_mtime_ns
+    d2 = data.load("fashionsynth", cfg=cfg, num_images=40, processes=1)
+    assert (expected / "config.json").stat().st_mtime_ns == stamp
+    assert torch.equal(d1.train.images, d2.train.images)
+    harder = synth.synth_config("quick", 0, num_images=40, detail_scale=0.7)
+    assert synth.config_hash(harder) != expected.name  # difficulty is part of the recorded config
+    assert not list(tmp_path.glob("fashionsynth/.*.tmp"))  # nothing half-built left behind
+
+
+def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(asen_format, "write_synth_splits", boom)
+    with pytest.raises(RuntimeError):
+        synth.make_fashionsynth(tmp_path / "fs", num_images=30, processes=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_clear_errors_for_bad_names_roots_and_options(tmp_path):
+    with pytest.raises(ValueError, match="valid names: fashionsynth, fashionai, darn"):
+        data.load("fashion-mnist")
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nothing")):
+        data.load("fashionsynth", root=tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="missing meta.json"):
+        data.load("deepfashion", root=tmp_path / "empty")
+    with pytest.raises(TypeError, match="unknown FashionSynth option"):
+        synth.synth_config("quick", 0, detail_size=2)
+    with pytest.raises(ValueError, match="protocol"):
+        data.load("fashionsynth", root=tmp_path, protocol="pairs")
+
+
+def test_make_data_command(tmp_path, capsys):
+    out = tmp_path / "made"
+    rc = commands.make_data(["--profile", "quick", "--seed", "3", "--out", str(out), "--num-images", "40",
+                             "--image-size", "32", "--processes", "1"])
+    assert rc == 0
+    d = data.load("fashionsynth", root=out)
+    assert d.train.image_size == 32 and d.config["seed"] == 3
+    assert (out / "query_test.txt").is_file() and (out / "images" / "test").is_dir()
+    assert commands.verify_data(["--dataset", "fashionsynth", "--root", str(out)]) == 0
+    assert "0 problem" not in capsys.readouterr().out
+
+
+def test_file_based_split_without_cache_matches_the_in_memory_one(tiny, tiny_data, tmp_path):
+    # The full profile keeps no cache/ (too big): images and regions come from the PNG files.
+    copy = tmp_path / "nocache"
+    shutil.copytree(tiny, copy, ignore=shutil.ignore_patterns("cache"))
+    d = data.load("fashionsynth", root=copy)
+    assert not d.test.in_memory and d.test.has_regions
+    idx = torch.tensor([0, 3, 9])
+    assert torch.equal(d.test.batch(idx), tiny_data.test.batch(idx))
+    assert torch.equal(d.test.region_masks(idx, 8), tiny_data.test.region_masks(idx, 8))
+    assert torch.equal(d.test.mask(4, 1), tiny_data.test.mask(4, 1))
