@@ -25,6 +25,13 @@ Papers and equations
     in Hermans et al. 2017). The loss stays large as long as *any* triplet is active, and
     when easy attributes are solved the few remaining active triplets of those attributes
     get the same weight as the many of the hard ones: solved attributes starve the rest.
+  - ``average="attribute"``: the mean over attributes of each attribute's mean over its
+    valid triplets. With "all", an attribute's weight is its share of the batch's valid
+    triplets, and that share grows with the square of how many images carry it: on
+    FashionSynth, colour and pattern (on every image) hold about 80% of the triplets of a
+    batch of 64, and a length attribute that applies to one category in seven under 1%,
+    so "all" learns colour and pattern and leaves the rest at random. Balancing over
+    attributes gives every attribute the same weight, whatever its applicability.
 
 No Python loop runs over triplets: the hinge is evaluated as a ``[P, B]`` tensor, one row
 per valid (attribute, anchor, positive) pair and one column per candidate negative, masked
@@ -38,7 +45,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-Average = Literal["all", "active"]
+Average = Literal["all", "active", "attribute"]
 Distance = Literal["cosine", "euclidean"]
 
 
@@ -154,22 +161,30 @@ def batch_all_triplet_loss(
     Args:
         embeddings: ``[A, B, D]``, row ``a`` = the batch embedded for attribute ``a``.
         labels: ``[B, A]`` value ids, ``-1`` = not annotated.
-        average: ``"all"`` divides by the number of valid triplets (default, the one that
-            learns every attribute), ``"active"`` by the number with a positive hinge.
+        average: ``"all"`` divides by the number of valid triplets (default), ``"active"``
+            by the number with a positive hinge, ``"attribute"`` averages each attribute's
+            mean hinge over the attributes that have a valid triplet in the batch.
     Returns:
         ``(loss, stats)``; stats holds floats ``valid`` (number of valid triplets),
         ``active``, ``active_fraction``, ``loss_all`` and ``loss_active``.
         With no valid triplet the loss is a zero connected to the graph.
     """
-    if average not in ("all", "active"):
-        raise ValueError(f"average must be 'all' or 'active', got {average!r}")
-    hinges, negative, _ = batch_triplet_hinges(embeddings, labels, margin, distance)
+    if average not in ("all", "active", "attribute"):
+        raise ValueError(f"average must be 'all', 'active' or 'attribute', got {average!r}")
+    hinges, negative, pair_attribute = batch_triplet_hinges(embeddings, labels, margin, distance)
     total = hinges.sum()
     valid = int(negative.sum())
     active = int((hinges > 0).sum())
     loss_all = total / max(valid, 1)
     loss_active = total / max(active, 1)
-    loss = loss_all if average == "all" else loss_active
+    if average == "attribute":
+        A = embeddings.shape[0]
+        per_attribute_sum = hinges.new_zeros(A).index_add(0, pair_attribute, hinges.sum(1))
+        per_attribute_valid = hinges.new_zeros(A).index_add(0, pair_attribute, negative.sum(1).to(hinges.dtype))
+        present = per_attribute_valid > 0
+        loss = (per_attribute_sum[present] / per_attribute_valid[present]).mean() if bool(present.any()) else total
+    else:
+        loss = loss_all if average == "all" else loss_active
     if valid == 0:
         loss = embeddings.sum() * 0.0
     stats = {

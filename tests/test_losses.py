@@ -104,3 +104,29 @@ def test_active_fraction_per_attribute():
     emb, labels = hand_batch()
     valid, frac = losses.active_fraction_per_attribute(emb, labels)
     assert valid.tolist() == [8] and frac.item() == pytest.approx(7 / 8)
+
+
+def test_attribute_average_is_the_mean_of_per_attribute_means():
+    """average='attribute' equals a per-attribute loop over the brute-force triplet list."""
+    import itertools
+
+    from fgfs_lib.losses import batch_all_triplet_loss
+
+    torch.manual_seed(3)
+    A, B, D = 3, 9, 4
+    emb = torch.nn.functional.normalize(torch.randn(A, B, D), dim=-1)
+    labels = torch.randint(0, 3, (B, A))
+    labels[:6, 2] = -1  # attribute 2 applies to few images: few triplets
+    means = []
+    for a in range(A):
+        hinges = []
+        for i, j, k in itertools.permutations(range(B), 3):
+            yi, yj, yk = labels[i, a], labels[j, a], labels[k, a]
+            if yi >= 0 and yj == yi and yk >= 0 and yk != yi:
+                hinges.append(max(0.0, 0.2 - float(emb[a, i] @ emb[a, j]) + float(emb[a, i] @ emb[a, k])))
+        if hinges:
+            means.append(sum(hinges) / len(hinges))
+    loss, _ = batch_all_triplet_loss(emb, labels, average="attribute")
+    assert loss.item() == pytest.approx(sum(means) / len(means), abs=1e-5)
+    loss_all, stats = batch_all_triplet_loss(emb, labels, average="all")
+    assert loss.item() != pytest.approx(loss_all.item(), abs=1e-6)
