@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import matplotlib
+import pytest
+import torch
 
 matplotlib.use("Agg")
 
@@ -18,3 +20,12 @@ def pytest_report_header(config):
         f"CI={os.environ.get('CI', '<unset>')})",
         f"fgfs data dir: {cfg.data_dir}; outputs: {cfg.output_dir}",
     ]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Unit tests use tiny tensors: one thread is faster than two spinning on a small machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

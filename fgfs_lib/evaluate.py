@@ -1,0 +1,180 @@
+"""Evaluation: embed (image, attribute) pairs and compute the ASFR MAP of a model.
+
+Introduced in ``notebooks/05_baselines.py``.
+
+* :func:`embed_pairs` embeds rows ``(image index, attribute, value)`` of a split, running the
+  backbone once per distinct image and the conditioned head once per pair.
+* :func:`retrieval_map` is the protocol of ``shared/reference/methods-and-protocols.md`` §4:
+  each query and candidate embedded for its own attribute, candidates ranked per attribute,
+  AP over the full ranking, MAP x100 per attribute and query-weighted overall
+  (:func:`fgfs_lib.metrics.mean_average_precision`). Cosine models are ranked by cosine
+  similarity; models with ``distance = "euclidean"`` (CSN) by negative Euclidean distance,
+  as they were trained.
+* ``python -m fgfs_lib evaluate --checkpoint FILE [--out FILE]`` writes the metrics as JSON
+  with the run's config, seed, git commit and device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import utils
+
+
+@torch.no_grad()
+def embed_pairs(model: Any, split: Any, pairs: torch.Tensor, batch_size: int = 256,
+                device: torch.device | None = None) -> torch.Tensor:
+    """``[P, D]`` embeddings (float32, CPU) of ``pairs`` rows ``(image index, attribute, ...)``
+    of ``split``; one backbone pass per distinct image. The model is put in eval mode and
+    restored to its previous mode afterwards."""
+    from .models.base import select_features
+
+    pairs = torch.as_tensor(pairs).long()
+    if pairs.dim() != 2 or pairs.shape[1] < 2:
+        raise ValueError(f"pairs must be [P, >=2] rows (image index, attribute[, value]), got {tuple(pairs.shape)}")
+    dev = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    images, inverse = torch.unique(pairs[:, 0], return_inverse=True)  # sorted distinct images
+    order = torch.argsort(inverse, stable=True)  # pairs grouped by image, in image order
+    out: torch.Tensor | None = None
+    position = 0  # next pair (in `order`) to embed
+    counts = torch.bincount(inverse, minlength=len(images))
+    ends = torch.cumsum(counts, 0)
+    try:
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            x = split.batch(chunk).to(dev, non_blocking=True)
+            feats = model.features(x)
+            stop = int(ends[start + len(chunk) - 1])
+            rows = order[position:stop]
+            local = inverse[rows] - start
+            emb = model.embed_from_features(select_features(feats, local.to(dev)), pairs[rows, 1].to(dev))
+            if out is None:
+                out = torch.empty(len(pairs), emb.shape[1], dtype=torch.float32)
+            out[rows] = emb.float().cpu()
+            position = stop
+    finally:
+        model.train(was_training)
+    if out is None:
+        return torch.empty(0, getattr(model, "embed_dim", 0))
+    return out
+
+
+def _euclidean_map(q_emb, q_attr, q_val, c_emb, c_attr, c_val) -> dict:
+    """MAP ranking candidates by negative Euclidean distance (CSN); same protocol and ties."""
+    from . import metrics
+
+    ap = torch.zeros(len(q_emb), dtype=torch.float64)
+    for a in torch.unique(q_attr).tolist():
+        qi = torch.nonzero(q_attr == a).squeeze(1)
+        ci = torch.nonzero(c_attr == a).squeeze(1)
+        if len(ci) == 0:
+            continue
+        scores = -torch.cdist(q_emb[qi].double(), c_emb[ci].double())
+        ap[qi] = metrics.average_precision(scores, c_val[ci][None, :] == q_val[qi, None]).double()
+    return metrics.summarize_ap(ap, q_attr)
+
+
+def retrieval_map(model: Any, data: Any, split: str = "valid", batch_size: int = 256) -> dict[str, Any]:
+    """MAP (x100) of ``model`` on ``data``'s ``split`` ("valid" or "test") queries and candidates:
+    ``{"overall", "per_attribute": {attr_id: map}, "per_attribute_name": {name: map},
+    "num_queries", "num_candidates"}``."""
+    from . import metrics
+
+    if split not in ("valid", "test"):
+        raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+    images = getattr(data, split)
+    queries = getattr(data, f"{split}_queries")
+    candidates = getattr(data, f"{split}_candidates")
+    emb = embed_pairs(model, images, torch.cat([queries, candidates]), batch_size=batch_size)
+    q_emb, c_emb = emb[: len(queries)], emb[len(queries):]
+    args = (q_emb, queries[:, 1], queries[:, 2], c_emb, candidates[:, 1], candidates[:, 2])
+    if getattr(model, "distance", "cosine") == "euclidean":
+        result = _euclidean_map(*args)
+    else:
+        result = metrics.mean_average_precision(*args)
+    names = list(getattr(data.meta, "attribute_names", []))
+    result["per_attribute_name"] = {(names[a] if a < len(names) else str(a)): v
+                                    for a, v in result["per_attribute"].items()}
+    result["num_queries"] = int(len(queries))
+    result["num_candidates"] = int(len(candidates))
+    return result
+
+
+def random_map(data: Any, split: str = "test") -> dict[str, Any]:
+    """Expected MAP of a random ranking on ``split`` (analytic, from :mod:`fgfs_lib.metrics`)."""
+    from . import metrics
+
+    queries = getattr(data, f"{split}_queries")
+    candidates = getattr(data, f"{split}_candidates")
+    return metrics.expected_random_map(queries[:, 1], queries[:, 2], candidates[:, 1], candidates[:, 2])
+
+
+def cli_evaluate(argv: list[str]) -> int:
+    """``python -m fgfs_lib evaluate --checkpoint FILE [--out FILE] [--split test|valid] [--root DIR]``."""
+    from . import config as config_module
+    from . import data as data_module
+    from .train import load_model
+
+    parser = argparse.ArgumentParser(prog="python -m fgfs_lib evaluate",
+                                     description="MAP of a checkpoint on a dataset split, written as JSON.")
+    parser.add_argument("--checkpoint", required=True, help="a last.pt or best.pt written by training")
+    parser.add_argument("--out", default=None, help="metrics JSON (default: beside the checkpoint)")
+    parser.add_argument("--split", choices=("test", "valid"), default="test")
+    parser.add_argument("--root", default=None, help="dataset folder, if not where it was at training")
+    args = parser.parse_args(argv)
+    checkpoint = Path(args.checkpoint)
+    try:
+        model, ckpt = load_model(checkpoint)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rc = ckpt["run_config"]
+    cfg = config_module.load(rc["profile"], rc["seed"])
+    root = args.root or rc["data"]["root"] or None
+    if args.root is None and root is not None and not Path(root).is_dir() and rc["data"]["name"] == "fashionsynth":
+        root = None  # the generated cache moved: generate it again from the profile
+    data = data_module.load(rc["data"]["name"], root=root, cfg=cfg)
+    saved_data = rc["data"].get("config") or {}
+    if saved_data and getattr(data, "config", None) and utils_plain(data.config) != saved_data:
+        print("warning: the dataset's generator config differs from the one the model was trained on",
+              file=sys.stderr)
+    t0 = time.perf_counter()
+    result = retrieval_map(model, data, split=args.split)
+    names = result["per_attribute_name"]
+    report = {
+        "split": args.split,
+        "map": result["overall"],
+        "per_attribute": names,
+        "random_map": random_map(data, args.split)["overall"],
+        "num_queries": result["num_queries"],
+        "num_candidates": result["num_candidates"],
+        "checkpoint": str(checkpoint.resolve()),
+        "epoch": ckpt["epoch"],
+        "best_valid_map": ckpt["best_map"],
+        "config": rc,
+        "seed": rc["seed"],
+        "git_commit": utils.git_commit(),
+        "device": str(utils.device()),
+        "device_name": utils.env_report(cfg)["device_name"],
+        "seconds": time.perf_counter() - t0,
+    }
+    out = Path(args.out) if args.out else checkpoint.with_name(f"metrics_{checkpoint.stem}_{args.split}.json")
+    utils.atomic_write_json(out, report)
+    per = "  ".join(f"{k} {v:.1f}" for k, v in names.items())
+    print(f"{rc['model']['name']}: {args.split} MAP {result['overall']:.2f} (random {report['random_map']:.2f})\n  {per}\n"
+          f"-> {out}")
+    return 0
+
+
+def utils_plain(obj: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
