@@ -1,0 +1,430 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · CAM localization: where does a classifier look for an attribute?
+#
+# **Goals.**
+# - Train FashionSearchNet's first stage: a multi-attribute classifier whose only pooling
+#   is a global average (GAP), with one linear head per attribute (eq. 1).
+# - Derive *attribute activation maps* (class activation maps per attribute, eq. 2) by
+#   hand, check them against `fgfs_lib.cam`, and turn them into boxes the two ways the
+#   papers do: FashionSearchNet's (largest region above 20 % of the maximum) and ASEN++'s
+#   (min-max normalise, threshold 0.1, square box inside the frame).
+# - *Measure* localisation against FashionSynth's ground-truth regions (pointing game,
+#   share of map mass inside the region, box IoU), per attribute, next to trivial
+#   baselines. The papers could only show such maps as pictures.
+# - See where CAM fails (small details, attributes that share a region) and why that
+#   motivates attention *conditioned on the attribute* (notebook 04).
+#
+# **Papers and equations.** FashionSearchNet (Ak et al., CVPR 2018; seed
+# `fashionsearchnet_attribute_manipulation`): eq. 1 (summed cross-entropy over images and
+# attributes) and eq. 2 ($M_{ac} = \sum_k w_{a(k,c)}\, \mathrm{conv}_k$), box from a 20 %
+# threshold. CAM (Zhou et al., CVPR 2016). ASEN++ (Dong et al., TIP 2021): the ROI box of
+# its local branch, and crops with `roi_align`.
+#
+# **Run time and expected numbers.**
+#
+# | profile | hardware | run time | expected numbers |
+# |---|---|---|---|
+# | quick | 2-core CPU | 2.3 min measured alone (training 900 steps: 94 s; a rerun loads the checkpoint: ~40 s) | accuracy: colour 1.00, pattern 0.99, lengths 0.21-0.41 (majority 0.12-0.20), design details at chance. Pointing game: colour/pattern 0.95 (centre Gaussian 0.57); mass inside the region 0.44 vs 0.18 uniform on learned attributes; box IoU at the papers' thresholds 0.33 (FSN) / 0.26 (ASEN++) vs 0.36 for a fixed centre box |
+# | full | 1 GPU | not yet measured | not yet measured (224 px, ResNet-50 cut after layer3, 14x14 maps) |
+
+# %%
+# %matplotlib inline
+import fgfs_lib
+from fgfs_lib import config, utils, viz
+
+cfg = config.load()
+generator = utils.seed_everything(cfg.seed)
+print(cfg.banner())
+
+# %%
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fgfs_lib import cam, metrics
+from fgfs_lib.models import classifier as clf
+from fgfs_lib.viz import maps as viz_maps
+
+notebook_start = time.perf_counter()
+dev = utils.device()
+data = fgfs_lib.data.load("fashionsynth", cfg=cfg)
+meta, test = data.meta, data.test
+names = meta.attribute_names
+print(f"{len(data.train)} train / {len(test)} test images at {test.image_size} px, {meta.num_attributes} attributes")
+print({n: v for n, v in zip(names, meta.num_values)})
+
+# %% [markdown]
+# ## 1. A classifier with global average pooling (eq. 1)
+#
+# FashionSearchNet first trains a plain multi-attribute classifier. The backbone gives a
+# feature map $\mathrm{conv}_k(I, i, j)$ (here: the profile's backbone cut after `layer3`:
+# a small CNN with an 8x8 map at 64 px in quick, ResNet-50's 14x14 map at 224 px in
+# full). Global average pooling turns it into one vector $x_I$, and each attribute $a$ has
+# its own linear head $w_a$ (one row per value). The loss sums the cross-entropy over
+# images and attributes:
+#
+# $$L_C = -\sum_{I=1}^{N} \sum_{a=1}^{A} \log p(g_{Ia} \mid x_I w_a) \qquad (1)$$
+#
+# FashionSynth, like FashionAI, labels only the attributes that apply to a garment (no
+# sleeve length on trousers: label $-1$); those terms are simply not in the sum. We divide
+# by the batch size. First eq. 1 by hand on one batch, then the library's version:
+
+# %%
+model = clf.build_classifier(meta, cfg)  # untrained, only to check the loss
+idx = torch.arange(16)
+labels = data.train.labels[idx]
+logits = model(data.train.batch(idx))
+mine = sum(-F.log_softmax(lg, dim=1)[labels[:, a] >= 0, labels[labels[:, a] >= 0, a]].sum()
+           for a, lg in enumerate(logits)) / len(idx)
+library, _ = clf.classification_loss(logits, labels)
+assert torch.allclose(mine, library)
+print(f"eq. 1 on 16 untrained images: {mine.item():.3f}; "
+      f"chance level would be {sum(np.log(n) * (labels[:, a] >= 0).sum().item() for a, n in enumerate(meta.num_values)) / 16:.3f}")
+
+# %% tags=["parameters"]
+steps = cfg.pick(quick=900, full=12_000)
+batch_size = cfg.pick(quick=32, full=64)
+lr = cfg.pick(quick=3e-3, full=1e-4)
+weights = cfg.pick(quick=None, full="imagenet")  # full: a local ImageNet file if present, else random
+
+# %%
+t0 = time.perf_counter()
+model, record = clf.train_or_load_classifier(data, cfg, steps=steps, batch_size=batch_size, lr=lr, weights=weights)
+loss = np.array(record["history"]["loss"])
+print(f"{'loaded' if record['loaded'] else 'trained'} in {time.perf_counter() - t0:.0f} s "
+      f"(training took {record['train_seconds']:.0f} s): {record['path']}")
+print(f"eq. 1 per image: first 50 steps {loss[:50].mean():.2f}, last 50 steps {loss[-50:].mean():.2f}")
+assert loss[-50:].mean() < 0.8 * loss[:50].mean()
+
+# %% [markdown]
+# How good is the classifier? Accuracy per attribute on the test images where the
+# attribute applies, against two chance levels: guessing uniformly ($1/n$) and always
+# answering the training set's most frequent value (*majority*).
+
+# %%
+result = clf.evaluate_classifier(model, test, train_labels=data.train.labels)
+accuracy, majority = result["accuracy"], result["majority"]
+print(f"{'attribute':<16} {'n':>5} {'accuracy':>9} {'majority':>9} {'uniform':>8}")
+for a, name in enumerate(names):
+    print(f"{name:<16} {int(result['count'][a]):>5} {accuracy[a]:>9.3f} {majority[a]:>9.3f} {result['uniform'][a]:>8.3f}")
+learned = accuracy > majority + 0.15  # attributes the classifier clearly knows
+print("clearly above chance (> majority + 0.15):", [n for n, ok in zip(names, learned) if ok])
+assert accuracy[names.index("colour")] > majority[names.index("colour")] + 0.5
+assert (accuracy - majority).mean() > 0.1
+
+# %% [markdown]
+# ## 2. Attribute activation maps (eq. 2), derived by hand
+#
+# Because the head sees the *average* of the feature map, the logit of class $c$ is the
+# average over positions of
+#
+# $$M_{ac}(I, i, j) = \sum_k w_{a(k,c)}\, \mathrm{conv}_k(I, i, j) \qquad (2)$$
+#
+# (plus the head's bias). $M_{ac}$ says how much each position contributes to "attribute
+# $a$ has value $c$". FashionSearchNet takes $c$ = the most confident class. The map lives
+# on the feature grid; we upsample it bilinearly to the image.
+
+# %%
+a = names.index("sleeve_length")
+images = test.batch(torch.arange(8)).to(dev)
+with torch.no_grad():
+    feats = model.features(images)                         # conv_k(I, i, j): [B, C, h, w]
+    pooled = feats.mean(dim=(2, 3))                        # x_I: global average pooling
+    W, b = model.heads[a].weight, model.heads[a].bias      # w_a: [n_values, C]
+    scores = pooled @ W.T + b                              # x_I w_a
+    c = scores.argmax(1)                                   # the most confident class
+    M = (W[c][:, :, None, None] * feats).sum(1)            # eq. 2: sum_k w_a(k,c) conv_k
+    M_image = F.interpolate(M[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+library_maps, library_classes = cam.attribute_activation_maps(model, images, attributes=[a])
+assert torch.equal(library_classes[:, 0], c)
+assert torch.allclose(M_image, library_maps[:, 0], atol=1e-5)
+assert torch.allclose(M.mean(dim=(1, 2)) + b[c], scores.max(1).values, atol=1e-4)  # GAP of the map = logit
+print(f"feature map {tuple(feats.shape[1:])} -> map {tuple(M.shape[1:])} -> upsampled {tuple(M_image.shape[1:])}")
+
+# %% [markdown]
+# The library computes every attribute's map for a whole batch at once, for the predicted
+# class or for any chosen class. We keep the low-resolution maps of all test images, for
+# the predicted class and for the *true* class (to tell a wrong map from a wrong label).
+
+# %%
+low_pred, low_true, predicted = [], [], []
+for start in range(0, len(test), 256):
+    idx = torch.arange(start, min(start + 256, len(test)))
+    x = test.batch(idx).to(dev)
+    m, c = cam.attribute_activation_maps(model, x, upsample=False)
+    m_true, _ = cam.attribute_activation_maps(model, x, classes=test.labels[idx], upsample=False)  # -1: predicted
+    low_pred.append(m.cpu()); low_true.append(m_true.cpu()); predicted.append(c.cpu())
+low_pred, low_true, predicted = torch.cat(low_pred), torch.cat(low_true), torch.cat(predicted)
+print("maps:", tuple(low_pred.shape), "(images, attributes, h, w)")
+
+# %% [markdown]
+# ## 3. What the maps look like
+#
+# One test image per garment category; one column per attribute. Faded panels: the
+# attribute does not apply. Dashed green: the ground-truth box; cyan: FashionSearchNet's
+# box. Titles: predicted / true value.
+
+# %%
+category_names = meta.category_names
+show = [int(torch.nonzero(test.categories == k)[0]) for k in range(len(category_names))]
+show_idx = torch.tensor(show)
+maps_show = cam.upsample_maps(low_pred[show_idx], test.image_size)
+fig = viz_maps.attribute_overlays(
+    test.denormalize(test.batch(show_idx)), maps_show, names, gt_boxes=test.boxes[show_idx],
+    pred_boxes=cam.fsn_boxes(maps_show), value_names=meta.value_names,
+    labels=test.labels[show_idx], predicted=predicted[show_idx])
+viz.save(fig, "03_attribute_maps")
+print("rows:", [category_names[int(test.categories[i])] for i in show])
+
+# %% [markdown]
+# ## 4. Measured: how well do the maps localise?
+#
+# For each attribute, over the test images where it applies:
+#
+# - **pointing game**: is the map's maximum inside the ground-truth region?
+# - **mass inside**: the share of the map's positive mass inside the region (a uniform
+#   map scores the region's area share, listed as `area`);
+# - **box IoU** of FashionSearchNet's box (threshold 0.2, largest region) and of ASEN++'s
+#   square box (threshold 0.1) with the ground-truth box.
+#
+# Baselines that look at no image: a centred Gaussian "map" (sigma = 1/4 of the frame)
+# for pointing and mass, a centred box of half the frame's side and the whole image for
+# IoU. We also score the map of the *true* class.
+
+# %%
+H = test.image_size
+colour = names.index("colour")
+rows, per_image = [], {}
+for a, name in enumerate(names):
+    idx = torch.nonzero(test.labels[:, a] >= 0).flatten()
+    masks, gt = test.region_masks(idx, a), test.boxes[idx, a]
+    s = cam.localisation_scores(cam.upsample_maps(low_pred[idx, a], H), masks, gt)
+    s_true = cam.localisation_scores(cam.upsample_maps(low_true[idx, a], H), masks, gt)
+    s_col = cam.localisation_scores(cam.upsample_maps(low_pred[idx, colour], H), masks, gt)  # another attribute's map
+    g = cam.localisation_scores(cam.centre_gaussian_maps(len(idx), H), masks, gt)
+    centre_iou = metrics.box_iou(cam.centre_boxes(len(idx), H), gt).float()
+    whole_iou = metrics.box_iou(cam.whole_image_boxes(len(idx), H), gt).float()
+    per_image[name] = {"idx": idx, **s}
+    rows.append([len(idx), s["area"].mean(), s["pointing"].nanmean(), s_true["pointing"].nanmean(),
+                 s_col["pointing"].nanmean(), g["pointing"].nanmean(), s["mass"].nanmean(), s_col["mass"].nanmean(),
+                 g["mass"].nanmean(), s["fsn_iou"].nanmean(), s["asen_iou"].nanmean(), s_col["fsn_iou"].nanmean(),
+                 centre_iou.nanmean(), whole_iou.nanmean()])
+table = np.array([[float(v) for v in r] for r in rows])
+header = ["n", "area", "point", "pt:true", "pt:col", "pt:gauss", "mass", "m:col", "m:gauss",
+          "IoU:FSN", "IoU:ASEN", "IoU:col", "IoU:ctr", "IoU:all"]
+col = {h: i for i, h in enumerate(header)}
+print(f"{'attribute':<16}" + "".join(f"{h:>9}" for h in header))
+for name, vals in zip(names, table):
+    print(f"{name:<16}{int(vals[0]):>9}" + "".join(f"{v:>9.2f}" for v in vals[1:]))
+
+# %% [markdown]
+# Columns: `point` / `mass` / `IoU:FSN` / `IoU:ASEN` score the attribute's own map
+# (predicted class); `pt:true` the map of the true class; `*:col` use the **colour**
+# attribute's map for every attribute (does an attribute's own map beat a map that only
+# knows where the garment is?); `*:gauss`, `IoU:ctr` (centre box, half the frame's side)
+# and `IoU:all` (whole image) look at no image at all.
+
+# %%
+fig = viz_maps.metric_bars({"own CAM": table[:, col["point"]], "CAM, true class": table[:, col["pt:true"]],
+                            "colour's CAM": table[:, col["pt:col"]], "centre Gaussian": table[:, col["pt:gauss"]]},
+                           names, "pointing game")
+viz.save(fig, "03_pointing_game")
+fig = viz_maps.metric_bars({"FashionSearchNet box": table[:, col["IoU:FSN"]], "ASEN++ box": table[:, col["IoU:ASEN"]],
+                            "centre box": table[:, col["IoU:ctr"]], "whole image": table[:, col["IoU:all"]]},
+                           names, "mean box IoU")
+viz.save(fig, "03_box_iou")
+
+# %%
+known = np.array([bool(v) for v in learned])
+print("attributes the classifier knows:", [n for n, k in zip(names, known) if k])
+for label, keep in [("known", known), ("not known", ~known)]:
+    if keep.any():
+        t = table[keep].mean(0)
+        print(f"{label:>9}: pointing {t[col['point']]:.2f} (colour's map {t[col['pt:col']]:.2f}, centre Gaussian "
+              f"{t[col['pt:gauss']]:.2f}) | mass {t[col['mass']]:.2f} (uniform {t[col['area']]:.2f}) | "
+              f"IoU FSN {t[col['IoU:FSN']]:.2f}, ASEN++ {t[col['IoU:ASEN']]:.2f}, centre {t[col['IoU:ctr']]:.2f}, "
+              f"whole {t[col['IoU:all']]:.2f}")
+assert table[known, col["mass"]].mean() > table[known, col["area"]].mean() + 0.05
+for name in ("colour", "pattern"):  # learned global attributes: the map's peak is on the garment
+    assert table[names.index(name), col["point"]] > table[names.index(name), col["pt:gauss"]] + 0.2
+
+# %% [markdown]
+# ## 5. The threshold decides the box
+#
+# Both papers fix a threshold (0.2, 0.1) on the min-max normalised map. How much does the
+# choice matter? Mean box IoU against the threshold, for three groups of attributes:
+# lengths (sleeve, skirt, coat, pant), small design details (collar, lapel, neckline, neck)
+# and global ones (colour, pattern). At most 300 images per attribute keep this quick.
+
+# %%
+groups = {"lengths": ["skirt_length", "sleeve_length", "coat_length", "pant_length"],
+          "details": ["collar_design", "lapel_design", "neckline_design", "neck_design"],
+          "global": ["colour", "pattern"]}
+thresholds = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+curves = {}
+for group, members in groups.items():
+    fsn, asen = np.zeros(len(thresholds)), np.zeros(len(thresholds))
+    for name in members:
+        a = names.index(name)
+        idx = per_image[name]["idx"][:300]
+        maps_a, gt = cam.upsample_maps(low_pred[idx, a], H), test.boxes[idx, a]
+        for t, thr in enumerate(thresholds):
+            fsn[t] += metrics.box_iou(cam.fsn_boxes(maps_a, thr), gt).nanmean().item() / len(members)
+            asen[t] += metrics.box_iou(cam.asen_boxes(maps_a, thr), gt).nanmean().item() / len(members)
+    curves[f"{group}: FSN"], curves[f"{group}: ASEN++"] = fsn, asen
+fig = viz_maps.threshold_curves(thresholds, curves, marks={"FSN 0.2": 0.2, "ASEN++ 0.1": 0.1},
+                                baselines={"whole image (all)": table[:, col["IoU:all"]].mean()})
+viz.save(fig, "03_threshold_iou")
+for k, v in curves.items():
+    print(f"{k:<18} best threshold {thresholds[int(np.argmax(v))]:.2f}: IoU {v.max():.2f} (at the paper's: "
+          f"{v[thresholds.index(0.2 if 'FSN' in k else 0.1)]:.2f})")
+if cfg.quick:  # what our 8x8 maps show; re-check at 14x14 in full
+    assert curves["global: FSN"].max() > curves["global: FSN"][thresholds.index(0.2)] + 0.1
+
+# %% [markdown]
+# ## 6. Where CAM fails
+#
+# **Small details.** The design attributes live in a zone of a few percent of the image
+# (`area` above), about one or two cells of the 8x8 feature grid in quick. A CAM is a
+# weighted sum of *shared* feature maps at the grid's resolution, upsampled: even when
+# its peak is in the right place, the region above 20 % of the maximum is several cells
+# wide, so the box is much larger than the region. Ratio of box area to region area:
+
+# %%
+for name in names:
+    a = names.index(name)
+    idx = per_image[name]["idx"]
+    boxes = cam.fsn_boxes(cam.upsample_maps(low_pred[idx, a], H))
+    gt = test.boxes[idx, a]
+    ratio = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])) / ((gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]))
+    s = per_image[name]
+    print(f"{name:<16} area {s['area'].mean():.3f}  FSN box / region area: median {ratio.median():5.1f}  "
+          f"pointing {s['pointing'].nanmean():.2f}  IoU {s['fsn_iou'].nanmean():.2f}")
+
+# %% [markdown]
+# **Attributes that share a region, and maps that do not follow the attribute.**
+# All heads read the same feature map; an attribute's map differs from another's only by
+# the channel weights $w_a$. If the backbone's strong channels fire on the garment as a
+# whole, every attribute's box ends up around the same blob. We measure it: the
+# correlation between the maps of two attributes *on the same image*, and the IoU of
+# their boxes next to the IoU of their *ground-truth* boxes. (In FashionSynth the four
+# design details share the neck area by construction, as collar, lapel and neckline do
+# in real photos; pairs below are chosen to have regions in *different* places.)
+
+# %%
+pairs = [("sleeve_length", "colour"), ("neckline_design", "colour"), ("sleeve_length", "neckline_design"),
+         ("skirt_length", "pattern"), ("lapel_design", "coat_length")]
+print(f"{'pair':<34} {'n':>5} {'map corr':>9} {'box IoU':>8} {'GT IoU':>7}")
+pair_iou = {}
+for p, q in pairs:
+    ap, aq = names.index(p), names.index(q)
+    idx = torch.nonzero((test.labels[:, ap] >= 0) & (test.labels[:, aq] >= 0)).flatten()
+    mp, mq = low_pred[idx, ap].flatten(1), low_pred[idx, aq].flatten(1)
+    mp, mq = mp - mp.mean(1, keepdim=True), mq - mq.mean(1, keepdim=True)
+    corr = (mp * mq).sum(1) / (mp.norm(dim=1) * mq.norm(dim=1)).clamp_min(1e-12)
+    box_p = cam.fsn_boxes(cam.upsample_maps(low_pred[idx, ap], H))
+    box_q = cam.fsn_boxes(cam.upsample_maps(low_pred[idx, aq], H))
+    pair_iou[p, q] = (metrics.box_iou(box_p, box_q).nanmean().item(),
+                      metrics.box_iou(test.boxes[idx, ap], test.boxes[idx, aq]).nanmean().item())
+    print(f"{p + ' / ' + q:<34} {len(idx):>5} {corr.mean():>9.2f} {pair_iou[p, q][0]:>8.2f} {pair_iou[p, q][1]:>7.2f}")
+if cfg.quick:  # boxes of attributes in different places coincide: the maps do not follow the attribute
+    assert pair_iou["lapel_design", "coat_length"][0] > pair_iou["lapel_design", "coat_length"][1] + 0.3
+
+# %% [markdown]
+# **Wrong class, wrong map?** The map is only as good as the classifier's knowledge of the
+# attribute: mass inside the region for correctly and wrongly classified images.
+
+# %%
+for name in names:
+    a = names.index(name)
+    s = per_image[name]
+    right = predicted[s["idx"], a] == test.labels[s["idx"], a]
+    if right.all() or (~right).all():
+        continue
+    print(f"{name:<16} mass inside: right {s['mass'][right].nanmean():.2f} ({int(right.sum())} images), "
+          f"wrong {s['mass'][~right].nanmean():.2f} ({int((~right).sum())})")
+
+# %% [markdown]
+# ## 7. ROI features: cropping what the box says, batched
+#
+# FashionSearchNet pools the features inside each attribute's box into attribute-specific
+# layers (ROI pooling), and ASEN++ crops the box from the *image* and feeds it to a second
+# network. The reference code of ASEN++ cropped with OpenCV one image at a time; with
+# `torchvision.ops.roi_align` both are one batched call. The crop of an image-aligned box
+# at its own size is the plain slice:
+
+# %%
+idx = torch.arange(6)
+x = test.batch(idx)
+a = names.index("colour")
+boxes = cam.asen_boxes(cam.upsample_maps(low_pred[idx, a], H)).round()
+crops = cam.roi_features(x, boxes, H, 32)  # ASEN++'s local input, resized to 32 px
+x0, y0, x1, y1 = boxes[0].int().tolist()
+exact = cam.roi_features(x[:1], boxes[:1], H, (y1 - y0, x1 - x0), sampling_ratio=1)
+assert torch.allclose(exact[0], x[0, :, y0:y1, x0:x1], atol=1e-5)
+with torch.no_grad():
+    pooled_feats = cam.roi_features(model.features(x.to(dev)), boxes.to(dev), H, 2)  # FSN: ROI-pooled features
+print("image crops", tuple(crops.shape), "| ROI features", tuple(pooled_feats.shape))
+fig = viz_maps.overlay_maps(test.denormalize(crops),
+                            titles=[f"crop {i}" for i in range(len(idx))])
+viz.save(fig, "03_asen_crops")
+
+# %% [markdown]
+# ## 8. What our run shows
+#
+# Numbers from the quick profile, seed 0 (900 steps of 32 images; one seed only).
+#
+# - **The classifier learns what is big before what is small.** Colour and pattern are
+#   solved (accuracy 1.00 / 0.99), the four lengths are learned partly (0.21-0.41 against a
+#   majority guess of 0.12-0.20; sleeve length, whose evidence is split over two thin arms,
+#   least), and the four design details stay at chance. A CAM cannot localise what its
+#   head does not know: for the unlearned attributes the maps are noise that often peaks on
+#   the background (mass inside 0.09 against 0.05 for a uniform map).
+# - **Where the classifier knows the attribute, CAM points at the right object.** Pointing
+#   game 0.95 for colour and pattern against 0.57 for a centre-biased guess; 44 % of the
+#   map's mass inside the region against 18 % for a uniform map (learned attributes).
+# - **But it is not attribute-specific.** Scoring the *colour* map against every other
+#   attribute's region does about as well as, or better than, that attribute's own map:
+#   pointing 0.73 / 0.56 / 0.97 vs own 0.74 / 0.64 / 0.73 (skirt / coat / pant length),
+#   0.36 vs 0.13 on the four details; mass inside 0.53 / 0.42 / 0.68 vs 0.45 / 0.38 / 0.44
+#   on the lengths. And the boxes of attributes that sit in different places coincide
+#   (lapel vs coat length: box IoU 0.87 where the true regions overlap 0.07). GAP + one
+#   linear head per attribute can only re-weight shared channels; it finds "the garment",
+#   not "the hem" or "the lapel".
+# - **The paper's thresholds give loose boxes.** At 0.2 (FashionSearchNet) or 0.1 (ASEN++)
+#   the region above threshold covers most of the garment: mean box IoU 0.33 / 0.26 on
+#   learned attributes, *no better than a fixed centre box (0.36)*. The best threshold on
+#   our 8x8 maps is 0.6-0.8 (global attributes: IoU 0.72 instead of 0.38). Boxes of the
+#   small details are 13-24 times larger than the detail. The thresholds were chosen for
+#   other maps (AlexNet's conv7, ASEN's attention): treat them as hyper-parameters and
+#   measure, as FashionSynth allows.
+# - **What this motivates.** A map that should find the lapel must be computed *with the
+#   attribute in the loop*: the attribute chooses where to look before pooling, instead of
+#   a shared map being pooled first and classified after. That is ASEN's attribute-aware
+#   spatial attention, notebook 04; notebook 07 reuses this notebook's boxes and
+#   `cam.roi_features` for ASEN++'s local branch.
+#
+# Not measured here: the full profile (ResNet-50 on 224 px images, 14x14 maps), other
+# seeds, and FashionSearchNet's stage 2 (ROI-pooled attribute embeddings with a soft
+# triplet loss), which belongs to notebook 09.
+
+# %%
+print(f"notebook ran in {time.perf_counter() - notebook_start:.0f} s")
