@@ -232,20 +232,19 @@ if seeds_report is not None:
     print("multi-seed ranking:", " > ".join(ranking))
 
 # %% [markdown]
-# **Verdict (quick profile, seed 0 only; seeds 1-2 were still running when this was
-# written, so the multi-seed table above may already say more: it wins over this text).**
-# Reproduced on this seed: ASEN is the best model (36.3), above both ablations (w/o ASA
-# 29.9, w/o ACA 31.6), above CSN (28.9), and CSN is above the triplet network (23.9), which
-# is above random (19.4). So "attribute-specific spaces beat one general space" and "each
-# attention module helps" hold here. **Not reproduced:** the paper finds removing ACA hurts
-# more than removing ASA (w/o ASA 56.35 > w/o ACA 50.87 on FashionAI); on FashionSynth it
-# is the other way round (w/o ASA 29.9 < w/o ACA 31.6), i.e. the spatial attention matters
-# more here, plausibly because our attributes sit in known, small regions of a cluttered
-# image. The gaps are a few MAP points on one seed: read the multi-seed spread before
-# trusting any single ordering. The absolute numbers are not comparable with the paper's
-# (other data, 64 px, no ImageNet weights, about 20k training images seen); the small
-# design details (collar, lapel, neckline, neck) and sleeve length stay at random for
-# every model in this budget, so all orderings come from the lengths, colour and pattern.
+# **Verdict (quick profile, committed run over seeds 0, 1, 2; `results/06_asen_seeds.md`).**
+# Reproduced on 3/3 seeds: ASEN is the best model (34.6 ± 1.5), above both ablations
+# (w/o ASA 29.8 ± 0.1, w/o ACA 29.8 ± 1.7: each module is worth about 4.8 points), above
+# CSN (29.0 ± 0.7), and CSN is above the triplet network (24.2 ± 0.5), which is above
+# random (19.4). So "attribute-specific spaces beat one general space" and "each
+# attention module helps" hold here. **Not reproduced:** the paper finds removing ACA
+# hurts more than removing ASA (w/o ASA 56.35 > w/o ACA 50.87 on FashionAI); on
+# FashionSynth the two ablations tie (+0.0 ± 1.6, w/o ASA ahead on 2 of 3 seeds; seed 0
+# alone had it the other way round). "w/o ASA > CSN" holds on 2 of 3 seeds only. The
+# absolute numbers are not comparable with the paper's (other data, 64 px, no ImageNet
+# weights, about 20k training images seen); the small design details (collar, lapel,
+# neckline, neck) and sleeve length stay at random for every model in this budget, so all
+# orderings come from the lengths, colour and pattern.
 
 # %% [markdown]
 # ## 5. Where ASEN looks
