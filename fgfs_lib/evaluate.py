@@ -67,21 +67,6 @@ def embed_pairs(model: Any, split: Any, pairs: torch.Tensor, batch_size: int = 2
     return out
 
 
-def _euclidean_map(q_emb, q_attr, q_val, c_emb, c_attr, c_val) -> dict:
-    """MAP ranking candidates by negative Euclidean distance (CSN); same protocol and ties."""
-    from . import metrics
-
-    ap = torch.zeros(len(q_emb), dtype=torch.float64)
-    for a in torch.unique(q_attr).tolist():
-        qi = torch.nonzero(q_attr == a).squeeze(1)
-        ci = torch.nonzero(c_attr == a).squeeze(1)
-        if len(ci) == 0:
-            continue
-        scores = -torch.cdist(q_emb[qi].double(), c_emb[ci].double())
-        ap[qi] = metrics.average_precision(scores, c_val[ci][None, :] == q_val[qi, None]).double()
-    return metrics.summarize_ap(ap, q_attr)
-
-
 def retrieval_map(model: Any, data: Any, split: str = "valid", batch_size: int = 256) -> dict[str, Any]:
     """MAP (x100) of ``model`` on ``data``'s ``split`` ("valid" or "test") queries and candidates:
     ``{"overall", "per_attribute": {attr_id: map}, "per_attribute_name": {name: map},
@@ -96,10 +81,7 @@ def retrieval_map(model: Any, data: Any, split: str = "valid", batch_size: int =
     emb = embed_pairs(model, images, torch.cat([queries, candidates]), batch_size=batch_size)
     q_emb, c_emb = emb[: len(queries)], emb[len(queries):]
     args = (q_emb, queries[:, 1], queries[:, 2], c_emb, candidates[:, 1], candidates[:, 2])
-    if getattr(model, "distance", "cosine") == "euclidean":
-        result = _euclidean_map(*args)
-    else:
-        result = metrics.mean_average_precision(*args)
+    result = metrics.mean_average_precision(*args, distance=getattr(model, "distance", "cosine"))
     names = list(getattr(data.meta, "attribute_names", []))
     result["per_attribute_name"] = {(names[a] if a < len(names) else str(a)): v
                                     for a, v in result["per_attribute"].items()}

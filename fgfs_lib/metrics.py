@@ -97,8 +97,15 @@ def _block_last_index(sorted_scores: torch.Tensor) -> torch.Tensor:
 def average_precision_per_query(
     query_emb, query_attr, query_val, cand_emb, cand_attr, cand_val,
     *, ties: Ties = "index", chunk_size: int = 1024, device: torch.device | str | None = None,
+    distance: str = "cosine",
 ) -> torch.Tensor:
-    """AP (float64, in [0, 1]) of every query, in the order given; see the module docstring."""
+    """AP (float64, in [0, 1]) of every query, in the order given; see the module docstring.
+
+    ``distance="cosine"`` ranks by cosine similarity (ASEN and most models);
+    ``"euclidean"`` by negative Euclidean distance (CSN, whose embeddings are not normalised).
+    """
+    if distance not in ("cosine", "euclidean"):
+        raise ValueError(f"distance must be 'cosine' or 'euclidean', got {distance!r}")
     q_emb = _tensor(query_emb, torch.float32)
     c_emb = _tensor(cand_emb, torch.float32)
     q_attr, q_val = _tensor(query_attr).long(), _tensor(query_val).long()
@@ -108,8 +115,9 @@ def average_precision_per_query(
     if not (len(q_attr) == len(q_val) == len(q_emb)) or not (len(c_attr) == len(c_val) == len(c_emb)):
         raise ValueError("query_attr/query_val must have one entry per query and cand_attr/cand_val one per candidate")
     dev = torch.device(device) if device is not None else q_emb.device
-    q_emb = F.normalize(q_emb.to(dev), dim=1)
-    c_emb = F.normalize(c_emb.to(dev), dim=1)
+    q_emb, c_emb = q_emb.to(dev), c_emb.to(dev)
+    if distance == "cosine":
+        q_emb, c_emb = F.normalize(q_emb, dim=1), F.normalize(c_emb, dim=1)
     q_attr, q_val, c_attr, c_val = (t.to(dev) for t in (q_attr, q_val, c_attr, c_val))
     ap = torch.zeros(len(q_emb), dtype=torch.float64, device=dev)
     for a in torch.unique(q_attr).tolist():
@@ -121,7 +129,10 @@ def average_precision_per_query(
         values = c_val[ci]
         for start in range(0, len(qi), chunk_size):
             rows = qi[start : start + chunk_size]
-            scores = q_emb[rows] @ cand.t()
+            if distance == "cosine":
+                scores = q_emb[rows] @ cand.t()
+            else:
+                scores = -torch.cdist(q_emb[rows].double(), cand.double())
             relevant = values[None, :] == q_val[rows, None]
             ap[rows] = average_precision(scores, relevant, ties)
     return ap
@@ -130,16 +141,18 @@ def average_precision_per_query(
 def mean_average_precision(
     query_emb, query_attr, query_val, cand_emb, cand_attr, cand_val,
     *, ties: Ties = "index", chunk_size: int = 1024, device: torch.device | str | None = None,
+    distance: str = "cosine",
 ) -> dict:
     """ASFR MAP, x100: ``{"overall": float, "per_attribute": {attr_id: float}}``.
 
-    Inputs are tensors or arrays: embeddings ``[Q, D]`` / ``[N, D]`` (compared by cosine),
+    Inputs are tensors or arrays: embeddings ``[Q, D]`` / ``[N, D]`` (compared by cosine, or
+    by Euclidean distance with ``distance="euclidean"``),
     attribute and value ids ``[Q]`` / ``[N]``. ``per_attribute`` has one entry per
     attribute that has queries. Ties: see the module docstring.
     """
     ap = average_precision_per_query(
         query_emb, query_attr, query_val, cand_emb, cand_attr, cand_val,
-        ties=ties, chunk_size=chunk_size, device=device,
+        ties=ties, chunk_size=chunk_size, device=device, distance=distance,
     )
     return summarize_ap(ap, _tensor(query_attr).long().to(ap.device))
 

@@ -214,3 +214,19 @@ def test_box_iou_by_hand():
     iou = metrics.box_iou(a, b)
     assert iou[:3].tolist() == pytest.approx([1 / 7, 1.0, 0.0])
     assert math.isnan(iou[3].item())
+
+
+def test_euclidean_map_ranks_by_distance_like_sklearn():
+    """distance='euclidean' (CSN): AP per query equals sklearn's on negative distances."""
+    from sklearn.metrics import average_precision_score
+
+    g = torch.Generator().manual_seed(5)
+    q_emb, c_emb = torch.randn(12, 4, generator=g) * 3, torch.randn(40, 4, generator=g) * 3
+    q_attr, q_val = torch.zeros(12, dtype=torch.long), torch.randint(0, 3, (12,), generator=g)
+    c_attr, c_val = torch.zeros(40, dtype=torch.long), torch.randint(0, 3, (40,), generator=g)
+    ours = metrics.mean_average_precision(q_emb, q_attr, q_val, c_emb, c_attr, c_val, distance="euclidean")
+    scores = -torch.cdist(q_emb.double(), c_emb.double())
+    expected = [average_precision_score((c_val == q_val[i]).numpy(), scores[i].numpy()) for i in range(12)]
+    assert ours["overall"] == pytest.approx(100 * sum(expected) / 12, abs=1e-6)
+    cosine = metrics.mean_average_precision(q_emb, q_attr, q_val, c_emb, c_attr, c_val)
+    assert cosine["overall"] != pytest.approx(ours["overall"], abs=1e-6)
