@@ -142,6 +142,9 @@ def meta_dict(meta: Any) -> dict[str, Any]:
 def run_config(model: Any, data: Any, cfg: config_module.Config, settings: TrainSettings) -> dict[str, Any]:
     """What defines a run: model name and options, data identity, settings, profile, seed."""
     model_config = getattr(model, "model_config", None) or {"name": type(model).__name__, "options": {}}
+    # the model class's ``version`` is bumped when its computation changes, so a changed model
+    # gets a new cache key and retrains instead of reloading stale weights
+    model_config = {**model_config, "version": getattr(model, "version", 1)}
     return _plain({
         "model": model_config,
         # the loss choices live on the model class; recorded so a change of default retrains

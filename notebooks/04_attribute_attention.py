@@ -150,26 +150,37 @@ assert torch.allclose(alpha_v1.sum(dim=(1, 2)), torch.ones(B))
 # and the same pooled feature, in both forms.
 
 # %%
-asa_v1 = AttributeSpatialAttention(C, A, hidden=d, form="v1")
+asa_v1 = AttributeSpatialAttention(C, A, hidden=d, form="v1", bounded=False)  # the paper's eq. (2)
 asa_v2 = AttributeSpatialAttention(C, A, hidden=d, form="v2")
-for module in (asa_v1, asa_v2):
+asa_released = AttributeSpatialAttention(C, A, hidden=d, form="v1")  # default: tanh on the score
+for module in (asa_v1, asa_v2, asa_released):
     module.feature_proj.load_state_dict(conv_d.state_dict())
     module.attribute_embedding.load_state_dict(W_q.state_dict())
 asa_v1.score.load_state_dict(conv_score.state_dict())
+asa_released.score.load_state_dict(conv_score.state_dict())
 with torch.no_grad():
     pooled_lib, alpha_lib = asa_v1(V, attributes)
     pooled_v2, alpha_lib_v2 = asa_v2(V, attributes)
+    alpha_released = torch.softmax(torch.tanh(s_v1).flatten(1), dim=1).view(B, h, w)  # tanh, then eq. (3)
+    _, alpha_lib_released = asa_released(V, attributes)
 assert torch.allclose(alpha_lib, alpha_v1, atol=1e-6) and torch.allclose(pooled_lib, I_s, atol=1e-5)
 assert torch.allclose(alpha_lib_v2, alpha_v2, atol=1e-6)
 assert torch.allclose(pooled_v2, (V * alpha_v2[:, None]).sum(dim=(2, 3)), atol=1e-5)
-print("library ASA (v1 and v2) == inline equations")
+assert torch.allclose(alpha_lib_released, alpha_released, atol=1e-6)
+print("library ASA (v1, v1 as released, v2) == inline equations")
 
 # %% [markdown]
-# Two details that fall out of the equations:
+# Three details that fall out of the equations:
 #
-# - **The v1 score's bias does nothing.** A softmax is unchanged when the same constant is
-#   added to every score, so the bias of the score convolution gets no gradient (the unit
-#   test `test_gradients_reach_every_parameter` checks that it is exactly zero).
+# - **The authors' released ASENet bounds the score.** Their code applies $\tanh$ to the v1
+#   score before the softmax (the library's default, `bounded=True`; the cell above checks
+#   it). Every score then lies in $[-1, 1]$, so the most attended position can weigh at most
+#   $e^2\approx7.4$ times the least attended one: a cap on how much of its mass the map can
+#   put on a small region.
+# - **Without the bound, the v1 score's bias does nothing.** A softmax is unchanged when the
+#   same constant is added to every score, so the bias of the score convolution gets no
+#   gradient (the unit test `test_gradients_reach_every_parameter` checks that it is exactly
+#   zero); under $\tanh$ it moves the scores along the curve and does count.
 # - **Every attribute in one pass.** The score is linear in $q$:
 #   $\mathrm{Conv}_{1\times1}(P\odot q) = \langle P_j,\, w\odot q\rangle + b$ with $w$ the score
 #   convolution's weights. $P$ does not depend on the attribute, so the scores of all $A$

@@ -54,6 +54,8 @@ def _asa_by_hand(asa: AttributeSpatialAttention, feats: torch.Tensor, attributes
                     scores[y, x] = asa.score.weight[0, :, 0, 0] @ (p * q) + asa.score.bias[0]
                 else:  # eq. (2) v2: scaled dot product
                     scores[y, x] = (p @ q) / math.sqrt(asa.hidden)
+                if asa.bounded:  # the released ASENet's tanh on the score
+                    scores[y, x] = torch.tanh(scores[y, x])
         alpha = torch.exp(scores - scores.max())
         alpha = alpha / alpha.sum()  # eq. (3)
         attention[i] = alpha
@@ -61,9 +63,11 @@ def _asa_by_hand(asa: AttributeSpatialAttention, feats: torch.Tensor, attributes
     return pooled, attention
 
 
-@pytest.mark.parametrize("form", ["v1", "v2"])
-def test_asa_matches_hand_computation_and_all_attribute_path(form):
-    asa = _asa(form, seed=1)
+@pytest.mark.parametrize("form,bounded", [("v1", None), ("v1", False), ("v2", None), ("v2", True)])
+def test_asa_matches_hand_computation_and_all_attribute_path(form, bounded):
+    torch.manual_seed(1)
+    asa = AttributeSpatialAttention(C, A, hidden=D, form=form, bounded=bounded)
+    assert asa.bounded == (form == "v1" if bounded is None else bounded)
     feats = torch.randn(2, C, 3, 4)
     attributes = torch.tensor([2, 0])
     with torch.no_grad():
@@ -152,15 +156,31 @@ def test_attention_rejects_bad_input_with_clear_messages():
         AttributeSpatialAttention(C, A, form="v3")
 
 
-def test_gradients_reach_every_parameter():
-    asa, aca = _asa("v1"), AttributeChannelAttention(C, A, attribute_dim=3, hidden=4)
+@pytest.mark.parametrize("bounded", [True, False])
+def test_gradients_reach_every_parameter(bounded):
+    torch.manual_seed(0)
+    asa = AttributeSpatialAttention(C, A, hidden=D, form="v1", bounded=bounded)
+    aca = AttributeChannelAttention(C, A, attribute_dim=3, hidden=4)
     feats = torch.randn(4, C, 3, 3, requires_grad=True)
     pooled, _ = asa(feats, torch.tensor([0, 1, 2, 3]))
     gated, _ = aca(pooled, torch.tensor([0, 1, 2, 3]))
     gated.square().sum().backward()
     for name, param in list(asa.named_parameters()) + list(aca.named_parameters()):
-        if name == "score.bias":
-            # softmax is shift-invariant: v1's score bias cannot change alpha, its gradient is 0
+        if name == "score.bias" and not bounded:
+            # softmax is shift-invariant: the unbounded score's bias cannot change alpha, its
+            # gradient is 0 (under tanh the bias moves the scores along the curve, and counts)
             torch.testing.assert_close(param.grad, torch.zeros_like(param))
             continue
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_bounded_score_caps_the_attention_ratio_at_e_squared():
+    """With tanh on the score, max/min attention <= e^2 however large the raw scores are."""
+    torch.manual_seed(0)
+    asa = AttributeSpatialAttention(C, A, hidden=D, form="v1")
+    with torch.no_grad():
+        asa.score.weight.mul_(1000.0)  # raw scores far outside [-1, 1]
+        _, attention = asa(torch.randn(4, C, 5, 5), torch.tensor([0, 1, 2, 3]))
+    ratio = attention.flatten(1).max(1).values / attention.flatten(1).min(1).values
+    assert (ratio <= math.e ** 2 * (1 + 1e-5)).all()
+    assert (ratio > 7.0).all()  # saturated scores reach the cap

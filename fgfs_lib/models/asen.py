@@ -23,7 +23,8 @@ The network, for an image ``I`` and an attribute ``a`` (equation numbers as in
 Registered models:
 
 ===============  ===============================================================
-``asen``         ASA (v1) + ACA + FC + L2 norm: the paper's network
+``asen``         ASA (v1, tanh-bounded score as released) + ACA + FC + L2 norm
+                 (``--option bounded=false``: the unbounded score)
 ``asen_v2``      the same with ASENet_V2's scaled dot-product ASA
 ``asen_wo_asa``  global average pooling instead of ASA (still attribute-conditioned,
                  through ACA): the clean test of the spatial attention
@@ -86,6 +87,7 @@ class ASEN(ConditionalEmbedder):
 
     distance = "cosine"
     margin = 0.2
+    version = 2  # 2: v1's score bounded by tanh, as in the released ASENet
 
     def __init__(
         self,
@@ -100,6 +102,7 @@ class ASEN(ConditionalEmbedder):
         attribute_dim: int | None = None,
         gate_hidden: int | None = None,
         form: str = "v1",
+        bounded: bool | None = None,
         use_asa: bool = True,
         use_aca: bool = True,
     ) -> None:
@@ -113,7 +116,7 @@ class ASEN(ConditionalEmbedder):
         self.backbone = make_backbone(backbone, stage=stage, weights=weights, width=width)
         channels = self.backbone.out_channels
         self.spatial: nn.Module = (
-            AttributeSpatialAttention(channels, num_attributes, hidden=hidden, form=form)
+            AttributeSpatialAttention(channels, num_attributes, hidden=hidden, form=form, bounded=bounded)
             if use_asa else GlobalAveragePooling(num_attributes)
         )
         self.channel = (

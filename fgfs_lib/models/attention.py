@@ -24,6 +24,10 @@ Attribute-aware spatial attention (ASA)
   image and attribute mapped to one d-dimensional space.
 * (2)  v1: ``s = Conv_1x1(P ⊙ q)`` (q broadcast over the positions) -> one score per
   position. v2 (ASENet_V2): ``s_j = <P_j, q> / sqrt(d)``, scaled dot-product.
+  The authors' released ASENet (the code behind the paper's numbers) bounds the v1 score
+  with ``tanh`` before the softmax (``bounded=True``, our default for v1): every score then
+  lies in [-1, 1], so the most attended position weighs at most e^2 (about 7.4) times the
+  least attended one. Their ASENet_V2 leaves the score unbounded (our default for v2).
 * (3)  ``alpha = softmax(s)`` over the ``h*w`` positions (sums to 1 for each image).
 * (4)  ``I_s = sum_j alpha_j V_j`` in R^c, attention-weighted sum pooling of the
   *backbone* feature (not of P).
@@ -102,14 +106,18 @@ class AttributeSpatialAttention(nn.Module):
     ``forward(feats [B,c,h,w], attributes [B]) -> (pooled [B,c], attention [B,h,w])``;
     ``forward_all(feats) -> (pooled [A,B,c], attention [A,B,h,w])`` for every attribute.
     ``form="v1"`` scores with a 1x1 convolution of ``P ⊙ q`` (AAAI 2020); ``form="v2"``
-    with the scaled dot-product ``<P_j, q>/sqrt(d)`` (ASENet_V2).
+    with the scaled dot-product ``<P_j, q>/sqrt(d)`` (ASENet_V2). ``bounded`` applies
+    ``tanh`` to the score before the softmax (default: ``True`` for v1, as the released
+    ASENet does; ``False`` for v2).
     """
 
-    def __init__(self, in_channels: int, num_attributes: int, hidden: int = 512, form: str = "v1") -> None:
+    def __init__(self, in_channels: int, num_attributes: int, hidden: int = 512, form: str = "v1",
+                 bounded: bool | None = None) -> None:
         super().__init__()
         if form not in FORMS:
             raise ValueError(f"AttributeSpatialAttention: form must be one of {FORMS}, got {form!r}")
         self.in_channels, self.num_attributes, self.hidden, self.form = in_channels, num_attributes, hidden, form
+        self.bounded = (form == "v1") if bounded is None else bool(bounded)
         self.feature_proj = nn.Conv2d(in_channels, hidden, kernel_size=1)  # Conv_1x1 of eq. (1)
         self.attribute_embedding = nn.Embedding(num_attributes, hidden)  # W_q of eq. (1)
         # v1's score layer, eq. (2): a 1x1 conv from d channels to 1. v2 has no parameters here.
@@ -137,13 +145,16 @@ class AttributeSpatialAttention(nn.Module):
         _check_attributes(attributes, feats.shape[0], self.num_attributes, "AttributeSpatialAttention")
         p = self.project(feats)
         w, b = self._score_weights(self.attribute_vectors(attributes))
-        return torch.einsum("bdhw,bd->bhw", p, w) + b
+        return self._bound(torch.einsum("bdhw,bd->bhw", p, w) + b)
 
     def scores_all(self, feats: Tensor) -> Tensor:
         """Eq. (2) for every attribute: [A, B, h, w]."""
         p = self.project(feats)
         w, b = self._score_weights(self.attribute_vectors())
-        return torch.einsum("bdhw,ad->abhw", p, w) + b
+        return self._bound(torch.einsum("bdhw,ad->abhw", p, w) + b)
+
+    def _bound(self, scores: Tensor) -> Tensor:
+        return torch.tanh(scores) if self.bounded else scores
 
     def forward(self, feats: Tensor, attributes: Tensor) -> tuple[Tensor, Tensor]:
         attention = softmax_over_positions(self.scores(feats, attributes))  # eq. (3)
@@ -154,7 +165,7 @@ class AttributeSpatialAttention(nn.Module):
         return weighted_sum_pooling(feats, attention), attention  # eq. (4), [A, B, c]
 
     def extra_repr(self) -> str:
-        return f"form={self.form}"
+        return f"form={self.form}, bounded={self.bounded}"
 
 
 class GlobalAveragePooling(nn.Module):

@@ -49,6 +49,7 @@ class ConditionalEmbedder(nn.Module):
     distance: str = "cosine"
     margin: float = 0.2
     triplet_average: str = "attribute"
+    version: int = 1  # bump when a subclass computes something new: it keys the checkpoint cache
 
     def __init__(self, num_attributes: int, embed_dim: int):
         super().__init__()
