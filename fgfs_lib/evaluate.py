@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from . import utils
+from . import distributed, utils
 
 
 @torch.no_grad()
@@ -47,12 +47,17 @@ def embed_pairs(model: Any, split: Any, pairs: torch.Tensor, batch_size: int = 2
     position = 0  # next pair (in `order`) to embed
     counts = torch.bincount(inverse, minlength=len(images))
     ends = torch.cumsum(counts, 0)
+    share, ranks = distributed.rank(), distributed.world_size()  # under torchrun, chunks are shared out
+    if ranks > 1:
+        out = torch.zeros(len(pairs), model.embed_dim, dtype=torch.float32)
     try:
-        for start in range(0, len(images), batch_size):
+        for number, start in enumerate(range(0, len(images), batch_size)):
             chunk = images[start:start + batch_size]
-            x = split.batch(chunk).to(dev, non_blocking=True)
-            feats = model.features(x)
             stop = int(ends[start + len(chunk) - 1])
+            if number % ranks != share:
+                position = stop
+                continue
+            feats = model.features(split.batch_on(chunk, dev))
             rows = order[position:stop]
             local = inverse[rows] - start
             emb = model.embed_from_features(select_features(feats, local.to(dev)), pairs[rows, 1].to(dev))
@@ -62,6 +67,8 @@ def embed_pairs(model: Any, split: Any, pairs: torch.Tensor, batch_size: int = 2
             position = stop
     finally:
         model.train(was_training)
+    if ranks > 1:  # every pair was embedded by exactly one rank; the others hold zeros there
+        out = distributed.all_reduce_sum(out.to(dev)).cpu()
     if out is None:
         return torch.empty(0, getattr(model, "embed_dim", 0))
     return out

@@ -2,17 +2,22 @@
 
 Introduced in ``notebooks/05_baselines.py``; every later notebook trains through it.
 
-What the loop does, for any :class:`fgfs_lib.models.base.ConditionalEmbedder`:
+The loop (:class:`Trainer`, called through :func:`fit`) knows nothing of the model beyond
+``configure_optimizers``, ``loss(batch)`` and ``validate`` (minGPT's split of work; defaults
+in :class:`fgfs_lib.models.base.ConditionalEmbedder`), and nothing of the batches beyond
+their kind's name (:mod:`fgfs_lib.batches`). A new method plugs in by overriding those
+methods and, if it needs other batches, registering a batch kind: no edit here.
 
-* **Batches.** ``sampling="in_batch"``: random batches of training images with their label
-  rows; the model's loss uses every valid triplet inside the batch.
-  ``sampling="triplets"``: the papers' three-image triplets from
-  :func:`fgfs_lib.sampling.sample_triplets`, re-sampled every epoch. Both are drawn from an
-  *epoch plan* made at the start of the epoch from the run's generator (indices and random
-  horizontal flips), so a resumed run sees exactly the batches an uninterrupted one would.
-* **Optimisation.** Adam and StepLR as in the papers (lr, step size in epochs and gamma
-  configurable); optional gradient clipping.
-* **Validation.** MAP on the valid split after every epoch (:func:`fgfs_lib.evaluate.retrieval_map`).
+* **Batches.** ``settings.sampling`` names the batch kind: ``"in_batch"`` (random images with
+  their label rows; every valid triplet inside the batch) or ``"triplets"`` (the papers'
+  three-image triplets). Each epoch's batches and flips are an *epoch plan* drawn from the
+  run's generator, so a resumed run sees exactly the batches an uninterrupted one would.
+* **Optimisation.** The model's ``configure_optimizers(settings)``: by default Adam with
+  StepLR as in the papers (``lr_schedule="step"``) or a per-step cosine decay
+  (``"cosine"``); optional gradient clipping; ``init_from`` starts from another run's weights
+  (a model freezes parts or slows them through its own parameter groups).
+* **Validation.** ``model.validate`` on the valid split after every epoch (retrieval MAP by
+  default, :func:`fgfs_lib.evaluate.retrieval_map`).
 * **Checkpoints.** ``last.pt`` (every ``checkpoint_every`` steps and every epoch) and
   ``best.pt`` (best valid MAP), holding only tensors and plain Python values (they load with
   ``torch.load(weights_only=True)``): weights, optimiser, scheduler, epoch/step, the run's
@@ -21,12 +26,14 @@ What the loop does, for any :class:`fgfs_lib.models.base.ConditionalEmbedder`:
   the last good state. A checkpoint of another model or config is refused with the keys or
   shapes that differ.
 * **Speed.** On CUDA: mixed precision (bf16 where supported, else fp16 with a gradient
-  scaler) and channels_last, both switchable; file-based data goes through a ``DataLoader``
-  with workers and pinned memory; in-memory data uses the fast ``ImageSplit.batch(idx)``.
-  Images per second are measured and recorded.
+  scaler) and channels_last, both switchable; uint8 images normalised on the device.
+* **Several processes.** Under ``torchrun --nproc_per_node N`` the same code trains with
+  DistributedDataParallel (:mod:`fgfs_lib.distributed`): each rank takes its shard of every
+  global batch, rank 0 writes checkpoints, validation is computed across the ranks.
 
-:func:`train_or_load` keys a checkpoint folder by a hash of the whole run config, so a
-later notebook asking for the same model gets the trained one back instead of retraining.
+:func:`train_or_load` keys a checkpoint folder by a hash of the whole run config (the model's
+name, options and ``version`` included), so a later notebook asking for the same model gets
+the trained one back instead of retraining, and a changed model retrains.
 """
 
 from __future__ import annotations
@@ -47,10 +54,10 @@ import numpy as np
 import torch
 
 from . import config as config_module
-from . import utils
+from . import distributed, utils
 
 CHECKPOINT_FORMAT = 1
-SAMPLINGS = ("in_batch", "triplets")
+SAMPLINGS = ("in_batch", "triplets")  # the built-in batch kinds; models may register more (fgfs_lib.batches)
 # settings that change speed or bookkeeping, not the trained weights: left out of the hash
 NON_SEMANTIC = ("num_workers", "checkpoint_every", "eval_batch_size", "validate")
 
@@ -59,12 +66,13 @@ NON_SEMANTIC = ("num_workers", "checkpoint_every", "eval_batch_size", "validate"
 class TrainSettings:
     """Everything that decides a training run besides the model and the data."""
 
-    sampling: str = "in_batch"
+    sampling: str = "in_batch"   # the batch kind (fgfs_lib.batches): in_batch, triplets, or a registered one
     epochs: int = 4
     steps_per_epoch: int = 100
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
+    lr_schedule: str = "step"     # "step": StepLR every lr_step epochs; "cosine": per step, to 0
     lr_step: int = 3              # StepLR step size, in epochs
     lr_gamma: float = 0.9         # StepLR factor
     triplet_style: str = "asen"   # sample_triplets style for sampling="triplets"
@@ -76,10 +84,15 @@ class TrainSettings:
     checkpoint_every: int = 50    # steps between mid-epoch saves of last.pt (0 = epoch ends only)
     num_workers: int = -1         # DataLoader workers for file-based data (-1 = auto)
     eval_batch_size: int = 256
+    init_from: str | None = None  # a checkpoint whose weights the run starts from (e.g. a stage 1)
 
     def __post_init__(self) -> None:
-        if self.sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        from .batches import BATCH_KINDS
+
+        if self.sampling not in BATCH_KINDS:
+            raise ValueError(f"sampling must be one of {sorted(BATCH_KINDS)}, got {self.sampling!r}")
+        if self.lr_schedule not in ("step", "cosine"):
+            raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
         for name in ("epochs", "steps_per_epoch", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -262,81 +275,7 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-# ------------------------------------------------------------------------------ batches
-
-
-def epoch_plan(labels: torch.Tensor, settings: TrainSettings, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """The epoch's batches, drawn from ``generator``: ``rows`` [S, B] image indices
-    (in-batch) or [S, B, 4] triplet rows (anchor, positive, negative, attribute), and
-    ``flips`` [S, k, B] random horizontal flips (k = 1 or 3 images per item)."""
-    steps, size = settings.steps_per_epoch, settings.batch_size
-    if settings.sampling == "in_batch":
-        n = len(labels)
-        if n < size:
-            raise ValueError(f"batch_size {size} is larger than the training split ({n} images)")
-        per_perm = n // size  # full batches from one permutation; no image twice in a batch
-        perms = [torch.randperm(n, generator=generator)[: per_perm * size].view(per_perm, size)
-                 for _ in range(math.ceil(steps / per_perm))]
-        rows = torch.cat(perms)[:steps]
-        k = 1
-    else:
-        from . import sampling
-
-        rows = sampling.sample_triplets(labels, steps * size, generator, style=settings.triplet_style)
-        rows = rows.view(steps, size, 4)
-        k = 3
-    flips = torch.rand(steps, k, size, generator=generator) < 0.5
-    if not settings.augment:
-        flips.zero_()
-    return {"rows": rows, "flips": flips}
-
-
-def _in_memory(split: Any) -> bool:
-    return bool(getattr(split, "in_memory", True))
-
-
-class _BatchSource:
-    """Turns plan rows into image tensors on the device: ``split.batch`` for in-memory
-    splits, a ``DataLoader`` (workers, pinned memory) for file-based ones."""
-
-    def __init__(self, split: Any, settings: TrainSettings, dev: torch.device, loader_seed: int):
-        self.split = split
-        self.dev = dev
-        self.workers = settings.num_workers
-        if self.workers < 0:
-            self.workers = 0 if _in_memory(split) else min(8, os.cpu_count() or 1)
-        self.loader_seed = loader_seed
-
-    def _images_of(self, index_batches: list[torch.Tensor]):
-        if self.workers == 0:
-            for idx in index_batches:
-                yield self.split.batch(idx)
-            return
-        loader_gen = torch.Generator().manual_seed(self.loader_seed)  # keeps the global RNG untouched
-        loader = torch.utils.data.DataLoader(
-            self.split, batch_sampler=[idx.tolist() for idx in index_batches], num_workers=self.workers,
-            pin_memory=self.dev.type == "cuda", generator=loader_gen, persistent_workers=False,
-            prefetch_factor=4)
-        for images, _ in loader:
-            yield images
-
-    def batches(self, plan: dict[str, torch.Tensor], start: int, sampling: str):
-        rows = plan["rows"][start:]
-        flips = plan["flips"][start:]
-        if sampling == "in_batch":
-            index_batches = list(rows)
-        else:  # one load of the 3B images of a triplet batch: anchors, positives, negatives
-            index_batches = [r[:, :3].t().reshape(-1) for r in rows]
-        for step, (images, row, flip) in enumerate(zip(self._images_of(index_batches), rows, flips)):
-            images = images.to(self.dev, non_blocking=True)
-            flip = flip.reshape(-1).to(self.dev)
-            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-            if sampling == "in_batch":
-                batch = {"images": images, "labels": self.split.labels[row].to(self.dev)}
-            else:
-                a, p, n = images.chunk(3)
-                batch = {"anchor": a, "positive": p, "negative": n, "attribute": row[:, 3].to(self.dev)}
-            yield start + step, batch
+# ------------------------------------------------------------------------------ the loop
 
 
 @torch.no_grad()
@@ -345,11 +284,251 @@ def _restore_buffers(model: torch.nn.Module, saved: list[torch.Tensor]) -> None:
         buffer.copy_(value)
 
 
-def _to_channels_last(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
+def _fresh_progress() -> dict[str, float]:
+    return {"loss_sum": 0.0, "loss_count": 0, "images_seen": 0, "seconds": 0.0}
 
 
-# ------------------------------------------------------------------------------ the loop
+@dataclasses.dataclass
+class _Position:
+    """Where a run is: what a checkpoint holds besides weights and optimiser state."""
+
+    epoch: int = 0                      # finished epochs
+    step: int = 0                       # next step within the current epoch
+    global_step: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best_map: float = -1.0
+    best_epoch: int = -1
+    plan_state: torch.Tensor | None = None  # the plan generator's state at the epoch's start
+    progress: dict[str, float] = dataclasses.field(default_factory=_fresh_progress)  # running sums
+    stopped: str | None = None
+
+
+class Trainer:
+    """One training run. It knows nothing of the model beyond four methods:
+
+    * ``model.configure_optimizers(settings) -> (optimizer, scheduler)``;
+    * ``model.loss(batch) -> (loss, logs)`` on batches of the kind ``settings.sampling``
+      (:mod:`fgfs_lib.batches`);
+    * ``model.validate(data, split, batch_size) -> {"overall": ..., "per_attribute": ...}``;
+    * optionally ``model.init_from_state(state_dict)`` when ``settings.init_from`` names a
+      checkpoint to start from (default: ``load_state_dict``).
+
+    :func:`fit` is the function to call; this class keeps each part of the loop short.
+    """
+
+    def __init__(self, model: Any, data: Any, cfg: config_module.Config, settings: TrainSettings,
+                 out_dir: Path, verbose: bool = True, on_step: Callable[[int, dict[str, float]], None] | None = None):
+        from . import batches
+
+        self.model, self.data, self.cfg, self.settings = model, data, cfg, settings
+        self.out_dir, self.on_step = out_dir, on_step
+        self.verbose = verbose and distributed.is_main()
+        self.rc = run_config(model, data, cfg, settings)
+        self.dev = utils.device()
+        use_cuda = self.dev.type == "cuda"
+        self.amp_dtype = None
+        if use_cuda and settings.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        channels_last = use_cuda and settings.channels_last
+        model.to(self.dev)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.forward = distributed.wrap(model, self.dev)
+        self.optimizer, self.scheduler = model.configure_optimizers(settings)
+        self.per_step_schedule = getattr(self.scheduler, "fgfs_interval", "epoch") == "step"
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.kind = batches.batch_kind(settings.sampling)
+        self.source = batches.BatchSource(data.train, self.kind, self.dev, workers=settings.num_workers,
+                                          seed=cfg.seed, channels_last=channels_last)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.pos = _Position(plan_state=self.generator.get_state())
+        self.last_path, self.best_path = out_dir / "last.pt", out_dir / "best.pt"
+
+    # -- start ----------------------------------------------------------------------------
+    def start(self, resume: bool) -> bool:
+        """Resume from ``last.pt`` when asked and present, else start fresh (from
+        ``settings.init_from`` if given). Returns True when the run had already finished."""
+        if resume and self.last_path.is_file():
+            ckpt = load_checkpoint(self.last_path, self.model, expect_config=self.rc)
+            self.optimizer.load_state_dict(ckpt["optimizer_state"])
+            self.scheduler.load_state_dict(ckpt["scheduler_state"])
+            if self.scaler is not None and ckpt.get("scaler_state"):
+                self.scaler.load_state_dict(ckpt["scaler_state"])
+            self.pos = _Position(ckpt["epoch"], ckpt["step"], ckpt["global_step"], list(ckpt["history"]),
+                                 ckpt["best_map"], ckpt["best_epoch"], ckpt["rng"]["plan_generator"],
+                                 ckpt.get("epoch_progress") or _fresh_progress(), ckpt.get("stopped"))
+            _restore_rng(ckpt["rng"])
+            if ckpt["finished"]:
+                self._say(f"{self.out_dir}: run already finished ({len(self.pos.history)} epochs, "
+                          f"best valid MAP {self.pos.best_map:.2f})")
+                return True
+            self._say(f"resuming {self.out_dir} at epoch {self.pos.epoch + 1}, step {self.pos.step}")
+        else:
+            if resume and distributed.is_main() and any(self.out_dir.glob("*.pt")):
+                self._say(f"{self.out_dir}: no last.pt to resume from; starting from scratch")
+            utils.seed_everything(self.cfg.seed)  # dropout and anything else on the global RNG
+            if self.settings.init_from:
+                self._initialise_from(Path(self.settings.init_from))
+        if distributed.is_main():
+            utils.atomic_write_json(self.out_dir / "config.json", self.rc)
+        return False
+
+    def _initialise_from(self, path: Path) -> None:
+        state = load_checkpoint(path)["model_state"]
+        loader = getattr(self.model, "init_from_state", None)
+        if loader is not None:
+            loader(state)
+        else:
+            lines = state_differences(state, self.model)
+            if lines:
+                raise _mismatch(path, "model (init_from)", lines)
+            self.model.load_state_dict(state)
+        self._say(f"initialised from {path}")
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        while self.pos.epoch < self.settings.epochs and self.pos.stopped is None:
+            self._train_epoch()
+            if self.pos.stopped is not None:
+                break
+            self._end_epoch()
+        if distributed.is_main():
+            utils.atomic_write_json(self.out_dir / "history.json", {
+                "history": self.pos.history, "best_map": self.pos.best_map, "best_epoch": self.pos.best_epoch,
+                "stopped": self.pos.stopped})
+        distributed.barrier()
+
+    def _train_epoch(self) -> None:
+        from . import batches
+
+        pos, s = self.pos, self.settings
+        self.generator.set_state(pos.plan_state)
+        plan = batches.epoch_plan(self.data.train.labels, s, self.generator)
+        self.model.train()
+        self.t_start = time.perf_counter()
+        bar = utils.progress(self.source.batches(plan, pos.step), total=s.steps_per_epoch - pos.step,
+                             desc=f"{self.rc['model']['name']} epoch {pos.epoch + 1}/{s.epochs}",
+                             disable=not distributed.is_main())
+        for step, batch in bar:
+            if not self._step(batch, step):
+                break
+            pos.step = step + 1
+            if pos.progress["loss_count"] % 5 == 0 or pos.step == s.steps_per_epoch:
+                bar.set_postfix(loss=f"{pos.progress['loss_sum'] / pos.progress['loss_count']:.4f}",
+                                img_s=f"{pos.progress['images_seen'] / max(self._seconds(), 1e-9):.0f}")
+            if s.checkpoint_every and pos.step % s.checkpoint_every == 0 and pos.step < s.steps_per_epoch:
+                self._save(self.last_path, finished=False)
+        bar.close()
+        if pos.stopped is not None:
+            # the parameters were not updated from the bad step: they are the last good state
+            self._save(self.last_path, finished=False)
+            print(f"STOPPED: {pos.stopped}; last good state saved in {self.last_path}", file=sys.stderr)
+
+    def _step(self, batch: dict[str, torch.Tensor], step: int) -> bool:
+        """One optimiser step; False (and ``pos.stopped`` set) on a non-finite loss or gradient."""
+        pos, where = self.pos, f"epoch {self.pos.epoch + 1}, step {step}"
+        # the forward pass updates buffers (BatchNorm statistics): keep a copy to undo a bad step
+        buffers_before = [b.detach().clone() for b in self.model.buffers()]
+        with torch.autocast(self.dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            loss, logs = self.forward(batch)
+        if not distributed.all_finite(loss):
+            pos.stopped = f"non-finite loss ({float(loss.detach()):.3g}) at {where}"
+            _restore_buffers(self.model, buffers_before)
+            return False
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip or float("inf"))
+        if self.scaler is None and not distributed.all_finite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            pos.stopped = f"non-finite gradient at {where}"
+            _restore_buffers(self.model, buffers_before)
+            return False
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.per_step_schedule:
+            self.scheduler.step()
+        pos.global_step += 1
+        value = float(loss.detach())
+        pos.progress["loss_sum"] += value
+        pos.progress["loss_count"] += 1
+        pos.progress["images_seen"] += self.settings.batch_size * self.kind.images_per_item
+        if self.on_step is not None:
+            self.on_step(pos.global_step, {"loss": value, **logs})
+        return True
+
+    def _seconds(self) -> float:
+        return time.perf_counter() - self.t_start + self.pos.progress["seconds"]
+
+    def _end_epoch(self) -> None:
+        from . import evaluate  # noqa: F401 - the default validate() lives there
+
+        pos, s = self.pos, self.settings
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize()
+        seconds, count = self._seconds(), pos.progress["loss_count"]
+        lr = self.optimizer.param_groups[0]["lr"]
+        if not self.per_step_schedule:
+            self.scheduler.step()
+        record: dict[str, Any] = {
+            "epoch": pos.epoch + 1, "loss": pos.progress["loss_sum"] / max(count, 1), "lr": lr,
+            "images_per_second": pos.progress["images_seen"] / max(seconds, 1e-9) if count else float("nan"),
+            "train_seconds": seconds, "steps": count, "valid_map": float("nan"),
+        }
+        if s.validate:
+            result = self.model.validate(self.data, split="valid", batch_size=s.eval_batch_size)
+            record["valid_map"], record["valid_per_attribute"] = result["overall"], result["per_attribute"]
+        pos.history.append(_plain(record))
+        pos.epoch, pos.step, pos.progress = pos.epoch + 1, 0, _fresh_progress()
+        pos.plan_state = self.generator.get_state()
+        finished = pos.epoch == s.epochs
+        best = record["valid_map"] > pos.best_map if s.validate else finished
+        if best:
+            pos.best_map, pos.best_epoch = (record["valid_map"] if s.validate else float("nan")), pos.epoch
+        self._save(self.last_path, finished=finished)
+        if best:
+            self._save(self.best_path, finished=finished)
+        self._say(f"{self.rc['model']['name']} epoch {pos.epoch}/{s.epochs}  loss {record['loss']:.4f}  "
+                  f"valid MAP {record['valid_map']:.2f} (best {pos.best_map:.2f} @ {pos.best_epoch})  "
+                  f"{record['images_per_second']:.0f} img/s  lr {lr:.1e}  {seconds:.1f} s")
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _save(self, path: Path, finished: bool) -> None:
+        """Rank 0 writes (through a temporary file and a rename); every rank waits for it."""
+        pos = self.pos
+        if distributed.is_main():
+            progress = dict(pos.progress, seconds=self._seconds()) if pos.step else None
+            _save(path, {
+                "fgfs_checkpoint": CHECKPOINT_FORMAT,
+                "run_config": self.rc,
+                "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "optimizer_state": self.optimizer.state_dict(),
+                "scheduler_state": self.scheduler.state_dict(),
+                "scaler_state": self.scaler.state_dict() if self.scaler is not None else None,
+                "epoch": pos.epoch, "step": pos.step, "global_step": pos.global_step,
+                "rng": _rng_states(pos.plan_state),
+                "history": _plain(pos.history), "best_map": float(pos.best_map), "best_epoch": int(pos.best_epoch),
+                "finished": finished, "stopped": pos.stopped,
+                # running sums of the interrupted epoch, so its summary matches an uninterrupted run
+                "epoch_progress": progress,
+            })
+        distributed.barrier()
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(message)
+
+    def result(self) -> "TrainResult":
+        pos = self.pos
+        return _result(self.model, pos.history, pos.best_map, pos.best_epoch, self.out_dir, self.rc,
+                       stopped=pos.stopped)
 
 
 def fit(
@@ -370,174 +549,21 @@ def fit(
     ``epochs=``, ``steps_per_epoch=``, ``batch_size=``, ``lr=``) choose the run. With
     ``resume`` an existing ``out_dir/last.pt`` of the same run continues where it stopped (a
     finished run returns at once); one of another run is refused. ``on_step(global_step,
-    logs)`` is called after every optimiser step.
+    logs)`` is called after every optimiser step. Under ``torchrun`` the run is spread over
+    the processes (:mod:`fgfs_lib.distributed`); rank 0 writes the checkpoints.
     """
-    from . import evaluate
-
     cfg = cfg if cfg is not None else config_module.load()
     if settings is None:
         settings = default_settings(cfg, **overrides)
     elif overrides:
         settings = dataclasses.replace(settings, **overrides)
+    distributed.setup()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rc = run_config(model, data, cfg, settings)
-    dev = utils.device()
-    use_cuda = dev.type == "cuda"
-    amp_dtype = None
-    if use_cuda and settings.amp:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    channels_last = use_cuda and settings.channels_last
-    model.to(dev)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=settings.lr,
-                                 weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings.lr_step, gamma=settings.lr_gamma)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-    # ---- fresh start or resume
-    generator = torch.Generator().manual_seed(cfg.seed)
-    epoch, start_step, global_step = 0, 0, 0
-    progress_state: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = []
-    best_map, best_epoch = -1.0, -1
-    plan_state = generator.get_state()
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    if resume and last_path.is_file():
-        ckpt = load_checkpoint(last_path, model, expect_config=rc)
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        scheduler.load_state_dict(ckpt["scheduler_state"])
-        if scaler is not None and ckpt.get("scaler_state"):
-            scaler.load_state_dict(ckpt["scaler_state"])
-        epoch, start_step, global_step = ckpt["epoch"], ckpt["step"], ckpt["global_step"]
-        history, best_map, best_epoch = list(ckpt["history"]), ckpt["best_map"], ckpt["best_epoch"]
-        plan_state = ckpt["rng"]["plan_generator"]
-        progress_state = ckpt.get("epoch_progress")
-        _restore_rng(ckpt["rng"])
-        if ckpt["finished"]:
-            if verbose:
-                print(f"{out_dir}: run already finished ({len(history)} epochs, best valid MAP {best_map:.2f})")
-            return _result(model, history, best_map, best_epoch, out_dir, rc, stopped=ckpt.get("stopped"))
-        if verbose:
-            print(f"resuming {out_dir} at epoch {epoch + 1}, step {start_step}")
-    else:
-        utils.seed_everything(cfg.seed)  # dropout and anything else on the global RNG
-    utils.atomic_write_json(out_dir / "config.json", rc)
-
-    def checkpoint(path: Path, ep: int, st: int, finished: bool, stopped: str | None = None) -> None:
-        _save(path, {
-            "fgfs_checkpoint": CHECKPOINT_FORMAT,
-            "run_config": rc,
-            "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer_state": optimizer.state_dict(),
-            "scheduler_state": scheduler.state_dict(),
-            "scaler_state": scaler.state_dict() if scaler is not None else None,
-            "epoch": ep, "step": st, "global_step": global_step,
-            "rng": _rng_states(plan_state),
-            "history": _plain(history), "best_map": float(best_map), "best_epoch": int(best_epoch),
-            "finished": finished, "stopped": stopped,
-            # running sums of the interrupted epoch, so its summary matches an uninterrupted run
-            "epoch_progress": {"loss_sum": loss_sum, "loss_count": loss_count, "images_seen": images_seen,
-                               "seconds": time.perf_counter() - t_start + seconds_before} if st else None,
-        })
-
-    source = _BatchSource(data.train, settings, dev, loader_seed=cfg.seed)
-    labels = data.train.labels
-    images_per_item = 1 if settings.sampling == "in_batch" else 3
-    stopped: str | None = None
-    params = [p for p in model.parameters() if p.requires_grad]
-    while epoch < settings.epochs and stopped is None:
-        generator.set_state(plan_state)
-        plan = epoch_plan(labels, settings, generator)
-        model.train()
-        loss_sum, loss_count, images_seen, seconds_before = 0.0, 0, 0, 0.0
-        if progress_state and start_step:
-            loss_sum, loss_count = progress_state["loss_sum"], progress_state["loss_count"]
-            images_seen, seconds_before = progress_state["images_seen"], progress_state["seconds"]
-        progress_state = None
-        t_start = time.perf_counter()
-        bar = utils.progress(source.batches(plan, start_step, settings.sampling),
-                             desc=f"{rc['model']['name']} epoch {epoch + 1}/{settings.epochs}",
-                             total=settings.steps_per_epoch - start_step)
-        step = start_step
-        for step, batch in bar:
-            if channels_last:
-                batch = _to_channels_last(batch)
-            # the forward pass updates buffers (BatchNorm statistics): keep a copy to undo a bad step
-            buffers_before = [b.detach().clone() for b in model.buffers()]
-            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss, logs = model.loss(batch)
-            if not torch.isfinite(loss.detach()):
-                stopped = f"non-finite loss ({float(loss.detach()):.3g}) at epoch {epoch + 1}, step {step}"
-                _restore_buffers(model, buffers_before)
-                break
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, settings.grad_clip or float("inf"))
-            if scaler is None and not torch.isfinite(norm):
-                optimizer.zero_grad(set_to_none=True)
-                stopped = f"non-finite gradient at epoch {epoch + 1}, step {step}"
-                _restore_buffers(model, buffers_before)
-                break
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            global_step += 1
-            loss_sum += float(loss.detach())
-            loss_count += 1
-            images_seen += settings.batch_size * images_per_item
-            if loss_count % 5 == 0 or step + 1 == settings.steps_per_epoch:
-                rate = images_seen / max(time.perf_counter() - t_start + seconds_before, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}", img_s=f"{rate:.0f}")
-            if settings.checkpoint_every and (step + 1) % settings.checkpoint_every == 0 \
-                    and step + 1 < settings.steps_per_epoch:
-                checkpoint(last_path, epoch, step + 1, finished=False)
-            if on_step is not None:
-                on_step(global_step, {"loss": float(loss.detach()), **logs})
-        bar.close()
-        if stopped is not None:
-            # the parameters were not updated from the bad step: they are the last good state
-            checkpoint(last_path, epoch, step, finished=False, stopped=stopped)
-            print(f"STOPPED: {stopped}; last good state saved in {last_path}", file=sys.stderr)
-            break
-        if use_cuda:
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t_start + seconds_before
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        record: dict[str, Any] = {
-            "epoch": epoch + 1, "loss": loss_sum / max(loss_count, 1), "lr": lr,
-            "images_per_second": images_seen / max(seconds, 1e-9) if loss_count else float("nan"),
-            "train_seconds": seconds, "steps": loss_count, "valid_map": float("nan"),
-        }
-        if settings.validate:
-            result = evaluate.retrieval_map(model, data, split="valid", batch_size=settings.eval_batch_size)
-            record["valid_map"] = result["overall"]
-            record["valid_per_attribute"] = result["per_attribute"]
-        history.append(_plain(record))
-        epoch += 1
-        start_step = 0
-        plan_state = generator.get_state()
-        improved = settings.validate and record["valid_map"] > best_map
-        if improved or (not settings.validate and epoch == settings.epochs):
-            best_map, best_epoch = (record["valid_map"] if settings.validate else float("nan")), epoch
-        checkpoint(last_path, epoch, 0, finished=epoch == settings.epochs)
-        if improved or (not settings.validate and epoch == settings.epochs):
-            checkpoint(best_path, epoch, 0, finished=epoch == settings.epochs)
-        if verbose:
-            print(f"{rc['model']['name']} epoch {epoch}/{settings.epochs}  loss {record['loss']:.4f}  "
-                  f"valid MAP {record['valid_map']:.2f} (best {best_map:.2f} @ {best_epoch})  "
-                  f"{record['images_per_second']:.0f} img/s  lr {lr:.1e}  {seconds:.1f} s")
-    utils.atomic_write_json(out_dir / "history.json", {"history": history, "best_map": best_map,
-                                                        "best_epoch": best_epoch, "stopped": stopped})
-    return _result(model, history, best_map, best_epoch, out_dir, rc, stopped=stopped)
+    trainer = Trainer(model, data, cfg, settings, out_dir, verbose=verbose, on_step=on_step)
+    if not trainer.start(resume):
+        trainer.run()
+    return trainer.result()
 
 
 def _result(model, history, best_map, best_epoch, out_dir, rc, stopped=None, reused=False) -> TrainResult:
@@ -644,7 +670,7 @@ def cli_train(argv: list[str]) -> int:
     parser.add_argument("--steps-per-epoch", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--sampling", choices=SAMPLINGS, default=None)
+    parser.add_argument("--sampling", default=None, help="batch kind: in_batch (default in quick) or triplets")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",

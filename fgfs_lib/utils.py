@@ -63,14 +63,15 @@ def progress_disabled() -> bool:
     return bool(os.environ.get("CI")) or flag.lower() not in ("", "0", "false")
 
 
-def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, **kwargs: Any) -> Iterator[T]:
+def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, disable: bool = False,
+             **kwargs: Any) -> Iterator[T]:
     """A tqdm progress bar that stays quiet in CI (one bar, refreshed at most twice a second)."""
     from tqdm.auto import tqdm
 
     kwargs.setdefault("mininterval", 0.5)
     kwargs.setdefault("leave", False)
     kwargs.setdefault("dynamic_ncols", True)
-    return tqdm(iterable, desc=desc, total=total, disable=progress_disabled(), **kwargs)
+    return tqdm(iterable, desc=desc, total=total, disable=disable or progress_disabled(), **kwargs)
 
 
 @contextlib.contextmanager

@@ -68,10 +68,42 @@ def test_unknown_names_raise():
 def test_missing_weights_falls_back_with_one_line_notice(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FGFS_WEIGHTS", str(tmp_path / "nothing_here"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(backbones, "_NOTICES_GIVEN", set())
     net = make_backbone("resnet18", weights="imagenet")
+    make_backbone("resnet18", weights="imagenet")  # the same notice is not repeated
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no ImageNet weights for resnet18" in err[0] and "random" in err[0]
     assert net.weights_source is None
+
+
+@pytest.mark.parametrize("model_name", ["asen", "csn", "triplet"])
+def test_full_profile_models_start_from_imagenet_weights_when_a_file_is_found(tmp_path, monkeypatch, capsys,
+                                                                             model_name):
+    """The full profile asks for ImageNet weights by default: a local file is loaded; without
+    one, a single line says the run starts from random weights. The quick profile asks for none."""
+    import torchvision
+
+    from fgfs_lib.models.registry import build_model
+
+    meta = types.SimpleNamespace(num_attributes=3, num_values=[2, 2, 2])
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet50(weights=None)
+    file = tmp_path / "r50.pth"
+    torch.save(reference.state_dict(), file)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(backbones, "_NOTICES_GIVEN", set())
+    monkeypatch.setenv("FGFS_WEIGHTS", str(file))
+    model = build_model(model_name, meta, config.load("full"))
+    assert model.backbone.weights_source == str(file)
+    assert torch.equal(model.backbone.stages["layer2"][0].conv1.weight, reference.layer2[0].conv1.weight)
+    assert capsys.readouterr().err == ""
+    monkeypatch.delenv("FGFS_WEIGHTS")
+    model = build_model(model_name, meta, config.load("full"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert model.backbone.weights_source is None
+    assert len(err) == 1 and "no ImageNet weights for resnet50" in err[0] and "random initialisation" in err[0]
+    assert build_model(model_name, meta, config.load("quick")).backbone.weights_source is None
+    assert capsys.readouterr().err == ""
 
 
 def test_weights_from_local_file_are_loaded(tmp_path, monkeypatch, capsys):

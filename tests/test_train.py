@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fgfs_lib import config, evaluate, metrics, train
+from fgfs_lib import batches, config, evaluate, metrics, train
 from fgfs_lib.data import DatasetMeta, ImageSplit, RetrievalData
 from fgfs_lib.models.registry import build_model
 
@@ -202,11 +202,11 @@ def test_train_or_load_reuses_identical_config(data, cfg):
 
 def test_epoch_plan_batches_have_distinct_images(data):
     settings = train.TrainSettings(sampling="in_batch", steps_per_epoch=9, batch_size=40)
-    plan = train.epoch_plan(data.train.labels, settings, torch.Generator().manual_seed(0))
-    assert plan["rows"].shape == (9, 40) and plan["flips"].shape == (9, 1, 40)
+    plan = batches.epoch_plan(data.train.labels, settings, torch.Generator().manual_seed(0))
+    assert plan["rows"].shape == (9, 40) and plan["flips"].shape == (9, 40)
     for row in plan["rows"]:
         assert len(set(row.tolist())) == 40
-    again = train.epoch_plan(data.train.labels, settings, torch.Generator().manual_seed(0))
+    again = batches.epoch_plan(data.train.labels, settings, torch.Generator().manual_seed(0))
     assert torch.equal(plan["rows"], again["rows"]) and torch.equal(plan["flips"], again["flips"])
 
 

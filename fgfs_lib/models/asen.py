@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import AttributeChannelAttention, AttributeSpatialAttention, GlobalAveragePooling
-from .backbones import default_backbone, make_backbone
+from .backbones import default_backbone, default_weights, make_backbone
 from .base import ConditionalEmbedder
 from .registry import register
 
@@ -181,9 +181,9 @@ def default_options(cfg: Any = None) -> dict[str, Any]:
         "backbone": default_backbone(cfg),
         "embed_dim": cfg.pick(quick=64, full=1024),
         "hidden": cfg.pick(quick=128, full=512),
-        # weights=None everywhere by default; pass weights="imagenet" to load a local file
-        # (never downloaded, see fgfs_lib.models.backbones)
-        "weights": None,
+        # full: ImageNet weights from a local file when one is found (never downloaded, see
+        # fgfs_lib.models.backbones), random weights with a one-line notice otherwise
+        "weights": default_weights(cfg),
     }
 
 

@@ -22,8 +22,8 @@ name           stages (output stride, channels)            use
                layer3 (8, 128), layer4 (16, 256)           out of layer3
 =============  ==========================================  ===================================
 
-ImageNet weights never download. ``weights=None`` (the default) means random
-initialisation. ``weights="imagenet"`` looks for ``$FGFS_WEIGHTS`` (a file, or a folder
+ImageNet weights never download. ``weights=None`` means random initialisation; the
+models' builders pass :func:`default_weights` (``"imagenet"`` in the full profile). ``weights="imagenet"`` looks for ``$FGFS_WEIGHTS`` (a file, or a folder
 holding torchvision's file names such as ``resnet50-0676ba61.pth``), then torchvision's
 own cache (``torch.hub.get_dir()/checkpoints``); ``weights=<path>`` loads that file. When no
 file is found the backbone prints one line saying so and starts from random weights.
@@ -162,8 +162,14 @@ def _load_resnet_weights(model: nn.Module, file: Path) -> None:
     model.load_state_dict(state, strict=False)
 
 
+_NOTICES_GIVEN: set[str] = set()
+
+
 def _notice(message: str) -> None:
-    print(f"fgfs: {message}", file=sys.stderr, flush=True)
+    """Print ``message`` once per process (a model with two backbones says it once)."""
+    if message not in _NOTICES_GIVEN:
+        _NOTICES_GIVEN.add(message)
+        print(f"fgfs: {message}", file=sys.stderr, flush=True)
 
 
 def make_backbone(
@@ -223,3 +229,13 @@ def default_backbone(cfg=None) -> str:
 
     cfg = cfg if cfg is not None else load()
     return cfg.pick(quick="small_cnn", full="resnet50")
+
+
+def default_weights(cfg=None) -> str | None:
+    """The profile's backbone weights: ``"imagenet"`` in full (the papers start from ImageNet;
+    a local file is used when found, otherwise one line says the run starts from random
+    weights), ``None`` in quick (the small CNN has no pretrained weights)."""
+    from ..config import load
+
+    cfg = cfg if cfg is not None else load()
+    return cfg.pick(quick=None, full="imagenet")

@@ -82,6 +82,21 @@ class ConditionalEmbedder(nn.Module):
     def forward(self, images: torch.Tensor, attributes: torch.Tensor) -> torch.Tensor:
         return self.embed(images, attributes)
 
+    # -- what the training loop calls -----------------------------------------------------
+    def configure_optimizers(self, settings: Any) -> tuple[torch.optim.Optimizer, Any]:
+        """Optimiser and scheduler for a :class:`fgfs_lib.train.TrainSettings`: Adam over the
+        trainable parameters with the settings' schedule. Override for parameter groups
+        (different learning rates, frozen parts)."""
+        from ..optim import adam_with_schedule
+
+        return adam_with_schedule(self.parameters(), settings)
+
+    def validate(self, data: Any, split: str = "valid", batch_size: int = 256) -> dict[str, Any]:
+        """The score the loop tracks after each epoch: retrieval MAP (x100) on ``split``."""
+        from ..evaluate import retrieval_map
+
+        return retrieval_map(self, data, split=split, batch_size=batch_size)
+
     # -- the loss -------------------------------------------------------------------------
     def extra_loss(self, feats: Any) -> tuple[torch.Tensor | None, dict[str, float]]:
         """Regularisers added to the triplet loss (``None`` = nothing); ``feats`` are the
@@ -90,14 +105,15 @@ class ConditionalEmbedder(nn.Module):
 
     def triplet_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float], Any]:
         """The ranking term alone: (loss, logs, features of all images of the batch)."""
-        from .. import losses
+        from .. import distributed, losses
 
         if "images" in batch:
             feats = self.features(batch["images"])
-            embeddings = self.embed_all_attributes(feats)
+            # under torchrun, the triplets of the whole global batch (a no-op on one process)
+            embeddings = distributed.gather(self.embed_all_attributes(feats), dim=1)
             loss, stats = losses.batch_all_triplet_loss(
-                embeddings, batch["labels"], margin=self.margin, average=self.triplet_average,
-                distance=self.distance)
+                embeddings, distributed.gather(batch["labels"], dim=0), margin=self.margin,
+                average=self.triplet_average, distance=self.distance)
             logs = {k: float(v) for k, v in stats.items() if _is_number(v)}
             return loss, logs, feats
         if "anchor" in batch:

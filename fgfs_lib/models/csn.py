@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbones import default_backbone, make_backbone
+from .backbones import default_backbone, default_weights, make_backbone
 from .base import ConditionalEmbedder, global_pool
 from .registry import register
 
@@ -110,4 +110,5 @@ def build_csn(meta: Any, cfg: Any, **options: Any) -> CSN:
     ``backbone``, ``stage``, ``weights``, ``margin``, ``embed_l2``, ``mask_l1``."""
     options.setdefault("embed_dim", cfg.pick(quick=64, full=1024))
     options.setdefault("backbone", default_backbone(cfg))
+    options.setdefault("weights", default_weights(cfg))
     return CSN(meta.num_attributes, **options)

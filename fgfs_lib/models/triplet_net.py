@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import default_backbone, make_backbone
+from .backbones import default_backbone, default_weights, make_backbone
 from .base import ConditionalEmbedder, global_pool
 from .registry import register
 
@@ -61,4 +61,5 @@ def build_triplet(meta: Any, cfg: Any, **options: Any) -> TripletNet:
     """Options: ``embed_dim`` (quick 64, full 1024), ``backbone``, ``stage``, ``weights``, ``margin``."""
     options.setdefault("embed_dim", cfg.pick(quick=64, full=1024))
     options.setdefault("backbone", default_backbone(cfg))
+    options.setdefault("weights", default_weights(cfg))
     return TripletNet(meta.num_attributes, **options)
