@@ -274,8 +274,7 @@ def load_folder(root: str | Path, protocol: str = "fashionai", image_size: int =
             categories = torch.tensor([index.get(line.strip(), -1) for line in read_lines(cat_path)
                                        if line.strip()], dtype=torch.long)
         if cache.is_file():
-            arr = np.load(cache)
-            images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+            images = load_image_cache(cache)
             splits[split] = ImageSplit(labels, images.shape[-1], images=images, boxes=boxes, masks=masks,
                                        categories=categories, name=split)
         else:
@@ -290,6 +289,17 @@ def load_folder(root: str | Path, protocol: str = "fashionai", image_size: int =
         valid_queries=torch.from_numpy(p["query_valid"]), valid_candidates=torch.from_numpy(p["candidate_valid"]),
         test_queries=torch.from_numpy(p["query_test"]), test_candidates=torch.from_numpy(p["candidate_test"]),
         root=root, config=config, protocol=protocol)
+
+
+def load_image_cache(path: Path, in_memory_limit: int = 4 * 2**30) -> torch.Tensor:
+    """uint8 [N, 3, H, W] from a FashionSynth ``cache/<split>_images.npy``: read into memory
+    when smaller than ``in_memory_limit`` bytes, else memory-mapped (copy-on-write, so the file
+    is never changed): indexing a batch then reads only its images, from the page cache."""
+    big = path.stat().st_size > in_memory_limit
+    arr = np.load(path, mmap_mode="c" if big else None)
+    if arr.ndim == 4 and arr.shape[-1] == 3 and arr.shape[1] != 3:  # generator version <= 3: [N, H, W, 3]
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
+    return torch.from_numpy(arr)
 
 
 class RegionFiles:

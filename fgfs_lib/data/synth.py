@@ -772,9 +772,7 @@ def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: 
         n_all = config["num_images"]
         all_paths = [f"images/{split}/{i - offsets[split][0]:06d}.png"
                      for split in sizes for i in range(*offsets[split])]
-        keep_arrays = n_all * size * size * 5 <= 4 * 2**30  # in-memory cache only when it fits
-        images = np.empty((n_all, size, size, 3), dtype=np.uint8) if keep_arrays else None
-        masks = np.empty((n_all, size, size), dtype=np.uint16) if keep_arrays else None
+        cache = _ArrayCache(tmp / "cache", offsets, size)
         boxes = np.empty((n_all, A, 4), dtype=np.float32)
         chunk = max(16, min(512, n_all // (processes * 4) + 1))
         tasks = [(s, min(s + chunk, n_all), categories[s:s + chunk], labels[s:s + chunk], config, str(tmp),
@@ -785,20 +783,20 @@ def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: 
             with ctx.Pool(processes) as pool:
                 for s, im, ma, bo in progress(pool.imap_unordered(_render_chunk, tasks), desc="FashionSynth",
                                               total=len(tasks)):
-                    _store(s, im, ma, bo, images, masks, boxes)
+                    cache.put(s, im, ma)
+                    boxes[s:s + len(bo)] = bo
         else:
             for task in progress(tasks, desc="FashionSynth"):
-                _store(*_render_chunk(task), images, masks, boxes)
+                s, im, ma, bo = _render_chunk(task)
+                cache.put(s, im, ma)
+                boxes[s:s + len(bo)] = bo
+        cache.close()
         split_data = {}
         for split, (s0, s1) in offsets.items():
             split_data[split] = {
                 "filenames": all_paths[s0:s1], "labels": labels[s0:s1], "categories": categories[s0:s1],
                 "boxes": boxes[s0:s1],
             }
-            if keep_arrays:
-                (tmp / "cache").mkdir(exist_ok=True)
-                np.save(tmp / "cache" / f"{split}_images.npy", images[s0:s1])
-                np.save(tmp / "cache" / f"{split}_masks.npy", masks[s0:s1])
             np.save(tmp / f"boxes_{split}.npy", boxes[s0:s1])
             (tmp / f"categories_{split}.txt").write_text(
                 "".join(CATEGORIES[c] + "\n" for c in categories[s0:s1]))
@@ -811,13 +809,40 @@ def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: 
     return out_dir
 
 
-def _store(start: int, im: np.ndarray, ma: np.ndarray, bo: np.ndarray, images: np.ndarray | None,
-           masks: np.ndarray | None, boxes: np.ndarray) -> None:
-    stop = start + len(bo)
-    if images is not None:
-        images[start:stop] = im
-        masks[start:stop] = ma
-    boxes[start:stop] = bo
+class _ArrayCache:
+    """The decoded dataset beside the PNGs: ``cache/<split>_images.npy`` (uint8 [N, 3, H, W],
+    the layout the models take, so a memory map needs no copy) and, while they fit in 2 GiB,
+    ``cache/<split>_masks.npy`` (uint16 [N, H, W]). Written chunk by chunk into memory-mapped
+    ``.npy`` files, so the full profile (180k images at 224 px, 27 GB) never has to fit in RAM;
+    larger masks stay in ``regions/`` and are read lazily."""
+
+    def __init__(self, folder: Path, offsets: dict[str, tuple[int, int]], size: int):
+        folder.mkdir(exist_ok=True)
+        total = max(stop for _, stop in offsets.values())
+        keep_masks = total * size * size * 2 <= 2 * 2**30
+        self.offsets = offsets
+        self.images = {split: np.lib.format.open_memmap(folder / f"{split}_images.npy", mode="w+", dtype=np.uint8,
+                                                        shape=(stop - start, 3, size, size))
+                       for split, (start, stop) in offsets.items()}
+        self.masks = {split: np.lib.format.open_memmap(folder / f"{split}_masks.npy", mode="w+", dtype=np.uint16,
+                                                       shape=(stop - start, size, size))
+                      for split, (start, stop) in offsets.items()} if keep_masks else {}
+
+    def put(self, start: int, images: np.ndarray, masks: np.ndarray) -> None:
+        """Store rendered images [n, H, W, 3] and masks [n, H, W] of global indices start.. ."""
+        stop = start + len(images)
+        for split, (s0, s1) in self.offsets.items():
+            lo, hi = max(start, s0), min(stop, s1)
+            if lo >= hi:
+                continue
+            self.images[split][lo - s0:hi - s0] = images[lo - start:hi - start].transpose(0, 3, 1, 2)
+            if self.masks:
+                self.masks[split][lo - s0:hi - s0] = masks[lo - start:hi - start]
+
+    def close(self) -> None:
+        for array in [*self.images.values(), *self.masks.values()]:
+            array.flush()
+        self.images, self.masks = {}, {}
 
 
 def cache_dir(cfg: Any, config: dict[str, Any]) -> Path:
