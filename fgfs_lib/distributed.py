@@ -7,7 +7,8 @@ process was not started by ``torchrun``. Under ``torchrun --nproc_per_node N pyt
 fgfs_lib train ...`` the same command trains on N processes:
 
 * :func:`setup` reads torchrun's ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK``, joins the
-  process group (NCCL on CUDA, gloo on the CPU) and pins each process to its GPU, so
+  process group (NCCL on CUDA, gloo on the CPU, or ``$FGFS_DIST_BACKEND``) and pins each
+  process to its GPU, so
   :func:`fgfs_lib.utils.device` (``cuda`` = the current GPU) needs no change.
 * :func:`shard` gives each rank its slice of the *global* batch. Every rank draws the same
   epoch plan from the same seeded generator, so the sampled images and triplets are the
@@ -80,9 +81,9 @@ def setup() -> bool:
     if dev.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local % torch.cuda.device_count())
-        backend = "nccl"
-    else:
-        backend = "gloo"
+    # NCCL refuses two processes on one GPU ("Duplicate GPU detected"); FGFS_DIST_BACKEND=gloo
+    # runs such a check over CUDA tensors anyway
+    backend = os.environ.get("FGFS_DIST_BACKEND") or ("nccl" if dev.type == "cuda" else "gloo")
     torch.distributed.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
     return True
 
