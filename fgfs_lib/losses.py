@@ -172,7 +172,8 @@ def batch_all_triplet_loss(
     if average not in ("all", "active", "attribute"):
         raise ValueError(f"average must be 'all', 'active' or 'attribute', got {average!r}")
     # in float32 whatever the autocast dtype: the sums over thousands of triplets need it
-    hinges, negative, pair_attribute = batch_triplet_hinges(embeddings.float(), labels, margin, distance)
+    with torch.autocast(embeddings.device.type, enabled=False):
+        hinges, negative, pair_attribute = batch_triplet_hinges(embeddings.float(), labels, margin, distance)
     total = hinges.sum()
     valid = int(negative.sum())
     active = int((hinges > 0).sum())

@@ -130,3 +130,17 @@ def test_attribute_average_is_the_mean_of_per_attribute_means():
     assert loss.item() == pytest.approx(sum(means) / len(means), abs=1e-5)
     loss_all, stats = batch_all_triplet_loss(emb, labels, average="all")
     assert loss.item() != pytest.approx(loss_all.item(), abs=1e-6)
+
+
+def test_in_batch_loss_runs_in_float32_under_bf16_autocast():
+    """Under mixed precision the in-batch loss is computed in float32 (its sums over many
+    triplets need it): the same value as outside autocast, for every averaging."""
+    g = torch.Generator().manual_seed(3)
+    emb = torch.nn.functional.normalize(torch.randn(3, 16, 8, generator=g), dim=-1).bfloat16()
+    labels = torch.randint(0, 3, (16, 3), generator=g)
+    for average in ("all", "active", "attribute"):
+        expected, _ = losses.batch_all_triplet_loss(emb.float(), labels, average=average)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got, _ = losses.batch_all_triplet_loss(emb, labels, average=average)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, expected)
