@@ -4,7 +4,8 @@
     python ddp_worker.py OUT [options]          # the single-process reference
 
 Trains a small BatchNorm-free model (so that per-rank batches give exactly the single-process
-result) through ``fgfs_lib.train.fit`` and saves each rank's weights to ``OUT/rank<r>.pt``.
+result) through ``fgfs_lib.train.fit``, then embeds the valid pairs (shared out over the ranks)
+and saves each rank's weights, embeddings and valid MAP to ``OUT/rank<r>.pt``.
 ``--kill-at K`` ends every process abruptly (``os._exit``) after optimiser step K, as a crash.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fgfs_lib import config, distributed, train
+from fgfs_lib import config, distributed, evaluate, train
 from fgfs_lib.data import DatasetMeta, ImageSplit, RetrievalData
 from fgfs_lib.models.base import ConditionalEmbedder
 
@@ -73,7 +74,12 @@ def main() -> int:
     settings = train.default_settings(cfg, sampling=args.sampling, epochs=args.epochs, steps_per_epoch=args.steps,
                                       batch_size=args.batch_size, lr=1e-2, validate=False, checkpoint_every=1)
     train.fit(model, data, cfg, out_dir=out / "run", settings=settings, verbose=False, on_step=crash)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()},
+    # evaluation shared out over the ranks: every rank must end up with every embedding
+    pairs = torch.cat([data.valid_queries, data.valid_candidates])
+    embeddings = evaluate.embed_pairs(model, data.valid, pairs, batch_size=4)
+    valid_map = evaluate.retrieval_map(model, data, "valid", batch_size=4)["overall"]
+    torch.save({**{k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "_embeddings": embeddings, "_valid_map": torch.tensor(valid_map)},
                out / f"rank{distributed.rank()}.pt")
     distributed.barrier()
     return 0
