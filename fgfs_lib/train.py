@@ -448,6 +448,7 @@ class Trainer:
             pos.stopped = f"non-finite gradient at {where}"
             _restore_buffers(self.model, buffers_before)
             return False
+        self.last_lr = self.optimizer.param_groups[0]["lr"]  # the lr of this step, before a per-step schedule moves it
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -474,7 +475,7 @@ class Trainer:
         if self.dev.type == "cuda":
             torch.cuda.synchronize()
         seconds, count = self._seconds(), pos.progress["loss_count"]
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = getattr(self, "last_lr", self.optimizer.param_groups[0]["lr"])  # in force at the epoch's last step
         if not self.per_step_schedule:
             self.scheduler.step()
         record: dict[str, Any] = {
