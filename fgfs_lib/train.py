@@ -278,10 +278,24 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------ the loop
 
 
-@torch.no_grad()
-def _restore_buffers(model: torch.nn.Module, saved: list[torch.Tensor]) -> None:
-    for buffer, value in zip(model.buffers(), saved):
-        buffer.copy_(value)
+class _BufferSnapshot:
+    """A copy of the model's buffers (BatchNorm statistics) taken before each step, so a step
+    whose loss turns out non-finite can be undone. One fused copy per step into storage
+    allocated once (not one allocation and one kernel per buffer)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.buffers = [b for b in model.buffers()]
+        self.saved = [b.detach().clone() for b in self.buffers]
+
+    @torch.no_grad()
+    def take(self) -> None:
+        if self.buffers:
+            torch._foreach_copy_(self.saved, self.buffers)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        if self.buffers:
+            torch._foreach_copy_(self.buffers, self.saved)
 
 
 def _fresh_progress() -> dict[str, float]:
@@ -341,6 +355,7 @@ class Trainer:
         self.source = batches.BatchSource(data.train, self.kind, self.dev, workers=settings.num_workers,
                                           seed=cfg.seed, channels_last=channels_last)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.snapshot = _BufferSnapshot(model)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.pos = _Position(plan_state=self.generator.get_state())
         self.last_path, self.best_path = out_dir / "last.pt", out_dir / "best.pt"
@@ -429,12 +444,12 @@ class Trainer:
         """One optimiser step; False (and ``pos.stopped`` set) on a non-finite loss or gradient."""
         pos, where = self.pos, f"epoch {self.pos.epoch + 1}, step {step}"
         # the forward pass updates buffers (BatchNorm statistics): keep a copy to undo a bad step
-        buffers_before = [b.detach().clone() for b in self.model.buffers()]
+        self.snapshot.take()
         with torch.autocast(self.dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             loss, logs = self.forward(batch)
         if not distributed.all_finite(loss):
             pos.stopped = f"non-finite loss ({float(loss.detach()):.3g}) at {where}"
-            _restore_buffers(self.model, buffers_before)
+            self.snapshot.restore()
             return False
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -446,7 +461,7 @@ class Trainer:
         if self.scaler is None and not distributed.all_finite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             pos.stopped = f"non-finite gradient at {where}"
-            _restore_buffers(self.model, buffers_before)
+            self.snapshot.restore()
             return False
         self.last_lr = self.optimizer.param_groups[0]["lr"]  # the lr of this step, before a per-step schedule moves it
         if self.scaler is not None:
