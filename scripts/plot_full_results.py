@@ -34,7 +34,7 @@ def main() -> int:
                             "random ranking": [rnd[str(a)] for a in range(len(names))]},  # keyed by id
                            names, ylabel="MAP x100", title="Full profile, after 10 epochs: test MAP per attribute")
     print(viz.save(fig, "06_full_asen_per_attribute", cfg))
-    speed = json.loads((ROOT / "results/full/train_speed_h100.json").read_text())
+    speed = json.loads((ROOT / "results/full/train_speed_h100_run2.json").read_text())
     rows = speed["rows"]
     fig = grouped_bars({"images/s": [r["images_per_second"] for r in rows if "data path" not in r["row"]]},
                            [r["row"].replace(" x 1 img", "").replace(" x 3 img", "") for r in rows
