@@ -364,8 +364,10 @@ def fusion_maps(model: ASENGlobalLocal, data: Any, split: str = "test", fusions:
 
     queries, candidates = getattr(data, f"{split}_queries"), getattr(data, f"{split}_candidates")
     pairs = torch.cat([queries, candidates])
-    parts = {s: evaluate.embed_pairs(variant(model, score=s, threshold=threshold), getattr(data, split), pairs)
-             for s in ("global", "local")}
+    # one pass: the fused embedding at fusion 0.5 is [g, l] / sqrt(2); both branches come out of it
+    both = evaluate.embed_pairs(variant(model, score="fused", fusion=0.5, threshold=threshold), getattr(data, split),
+                                pairs) * math.sqrt(2.0)
+    parts = dict(zip(("global", "local"), both.chunk(2, dim=1)))
     names = list(data.meta.attribute_names)
     out = {}
     for b in fusions:
