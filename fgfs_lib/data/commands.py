@@ -36,6 +36,9 @@ def make_data(argv: list[str]) -> int:
     parser.add_argument("--detail-scale", type=float, default=None, help="size of local details (1 = default)")
     parser.add_argument("--clutter", type=float, default=None, help="background clutter and objects (1 = default)")
     parser.add_argument("--processes", type=int, default=None, help="worker processes (output does not depend on it)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --out that make-data did not write (only files of the "
+                             "same name are replaced)")
     parser.add_argument("--dataset", default="fashionsynth", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.dataset != "fashionsynth":
@@ -52,7 +55,7 @@ def make_data(argv: list[str]) -> int:
             folder = synth.ensure_fashionsynth(cfg, seed=args.seed, processes=args.processes, verbose=False, **options)
         else:
             folder = synth.make_fashionsynth(args.out, profile=cfg.profile, seed=args.seed, processes=args.processes,
-                                             **options)
+                                             overwrite=args.overwrite, **options)
     except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -74,6 +77,8 @@ def verify_data(argv: list[str]) -> int:
     parser.add_argument("--root", required=True, type=Path, help="the dataset folder")
     parser.add_argument("--write-clean", type=Path, default=None, metavar="OUT",
                         help="write split files without the bad images and lines into OUT")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write the cleaned files into a non-empty OUT that verify-data did not write")
     parser.add_argument("--no-decode", action="store_true", help="only check that images exist (faster)")
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default="fashionai")
     parser.add_argument("--limit", type=int, default=50, help="print at most this many problems")
@@ -86,7 +91,7 @@ def verify_data(argv: list[str]) -> int:
     print(report.format(args.limit))
     if args.write_clean is not None:
         try:
-            out = verify_module.write_clean(report, args.write_clean)
+            out = verify_module.write_clean(report, args.write_clean, overwrite=args.overwrite)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -155,15 +155,33 @@ def _clean_pair_file(src: Path, dst: Path, remap: dict[int, int], meta, triples:
     return dropped
 
 
-def write_clean(report: VerifyReport, out_dir: str | Path) -> Path:
-    """Write the cleaned split files of ``report``'s dataset into ``out_dir`` (atomically)."""
+def check_clean_target(root: Path, out_dir: Path) -> None:
+    """Refuse a ``--write-clean`` folder that is the dataset, holds it, or lies inside it."""
+    from ..utils import InputError
+
+    root_abs, out_abs = Path(root).resolve(), Path(out_dir).resolve()
+    if out_abs == root_abs or out_abs in root_abs.parents:
+        raise InputError(f"--write-clean {out_dir} is or contains the dataset folder {root}; refusing to write there",
+                         out_dir, "give a new folder beside the dataset, e.g. --write-clean "
+                                  f"{root_abs.parent / (root_abs.name + '_clean')}")
+    if root_abs in out_abs.parents:
+        raise InputError(f"--write-clean {out_dir} lies inside the dataset folder {root}; refusing to write there",
+                         out_dir, f"give a folder outside {root}, e.g. {root_abs.parent / (root_abs.name + '_clean')}")
+
+
+def write_clean(report: VerifyReport, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write the cleaned split files of ``report``'s dataset into ``out_dir`` (atomically).
+
+    ``out_dir`` must lie outside the dataset folder and not contain it; a non-empty folder that
+    is not an earlier cleaned output is refused unless ``overwrite``
+    (:func:`fgfs_lib.utils.atomic_path`). Nothing else is ever deleted.
+    """
     from ..utils import atomic_path
 
     root, out_dir = report.root, Path(out_dir)
-    if out_dir.resolve() == root.resolve():
-        raise ValueError(f"--write-clean needs a new folder, not the dataset folder itself ({root})")
+    check_clean_target(root, out_dir)
     lists = image_lists(report.dataset, root, [])
-    with atomic_path(out_dir, directory=True) as tmp:
+    with atomic_path(out_dir, directory=True, command="verify-data --write-clean", overwrite=overwrite) as tmp:
         rel_root = _rel(root, out_dir)
         if report.dataset in ASEN_DATASETS:
             meta = asen_format.read_meta(root, [], report.dataset)
