@@ -36,6 +36,19 @@ import torch
 T = TypeVar("T")
 
 
+class InputError(ValueError):
+    """A mistake in what the user gave (a file, an argument, an environment variable).
+
+    ``where`` names the user's input (``path:line``, ``path``, ``--option`` or ``$VARIABLE``),
+    ``fix`` says what to do. The command line prints ``error: <what> (<where>)`` and the fix,
+    and exits with status 2.
+    """
+
+    def __init__(self, what: str, where: str | os.PathLike | None = None, fix: str | None = None):
+        self.what, self.where, self.fix = what, (str(where) if where is not None else None), fix
+        super().__init__(what + (f" ({self.where})" if self.where else "") + (f"; fix: {fix}" if fix else ""))
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (all devices); return a CPU generator seeded the same."""
     random.seed(seed)
@@ -46,12 +59,36 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
+DEVICE_ENV = "FGFS_DEVICE"
+
+
+def check_device_name(name: str | None) -> None:
+    """Check a ``$FGFS_DEVICE`` value (``cpu``, ``cuda``, ``cuda:N``, ``mps``) without touching a GPU."""
+    if not name:
+        return
+    kind, _, index = name.strip().lower().partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise InputError(f"unknown device {name!r}", f"environment variable {DEVICE_ENV}",
+                         f"export {DEVICE_ENV}=cpu, cuda, cuda:N or mps, or unset it to choose automatically")
+
+
 @functools.lru_cache(maxsize=None)
 def device() -> torch.device:
     """The best available device: ``$FGFS_DEVICE`` if set, else cuda, then mps, then cpu."""
-    forced = os.environ.get("FGFS_DEVICE")
+    forced = os.environ.get(DEVICE_ENV)
     if forced:
-        return torch.device(forced)
+        check_device_name(forced)
+        dev = torch.device(forced.strip().lower())
+        mps = getattr(torch.backends, "mps", None)
+        available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                     "mps": mps is not None and mps.is_available()}[dev.type]
+        if dev.type == "cuda" and available and (dev.index or 0) >= torch.cuda.device_count():
+            available = False
+        if not available:
+            raise InputError(f"device {forced!r} is not available on this machine",
+                             f"environment variable {DEVICE_ENV}",
+                             f"unset {DEVICE_ENV} (fgfs then picks the best device) or export {DEVICE_ENV}=cpu")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
@@ -78,19 +115,6 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, di
 
 
 MANIFEST = ".fgfs-output.json"  # what an fgfs command wrote into an output folder
-
-
-class InputError(ValueError):
-    """A mistake in what the user gave (a file, an argument, an environment variable).
-
-    ``where`` names the user's input (``path:line``, ``path``, ``--option`` or ``$VARIABLE``),
-    ``fix`` says what to do. The command line prints ``error: <what> (<where>)`` and the fix,
-    and exits with status 2.
-    """
-
-    def __init__(self, what: str, where: str | os.PathLike | None = None, fix: str | None = None):
-        super().__init__(what)
-        self.what, self.where, self.fix = what, (str(where) if where is not None else None), fix
 
 
 def _umask() -> int:
