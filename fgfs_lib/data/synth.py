@@ -87,7 +87,7 @@ garment's pixel count alone, with no learning, ranked skirt, coat and pant lengt
   so the garment covers the same number of pixels whatever its lengths: short garments are
   shot closer (a close-up keeps the garment and the neck in the frame, the way FashionAI
   photographs tops), long ones from further away. Ranking by pixel count is then within
-  0.7 MAP of random on every attribute, and by mean colour within 1.9 except on colour
+  0.5 MAP of random on every attribute, and by mean colour within 1.9 except on colour
   (``calibrated.json``, 12,000 images). The price: the figure's own size (head, shoulders)
   now tells a garment's length; a model can read that, the trivial statistics cannot.
 Regions
