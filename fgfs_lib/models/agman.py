@@ -55,7 +55,10 @@ The network, for an image ``I`` and an attribute ``a`` (one-hot over the ``n`` a
   - ``"equal"``: ``0.5 L_c + 0.5 L_t``, eq. 9 at its initial point, what the release trains.
 
   The weights ``s`` are parameters of the model and go to the optimiser through
-  :meth:`AGMAN.configure_optimizers` (their own learning rate: ``weight_lr`` x ``lr``).
+  :meth:`AGMAN.configure_optimizers`, at ``weight_lr`` (default 10) times the network's
+  learning rate: Adam moves a parameter by about ``lr`` per step, so at the network's rate
+  ``s`` would move by less than 0.1 in the quick profile's short runs and the weighting would
+  stay at its starting point (0.5, 0.5). The paper gives no rate for ``w``.
 
 Registered models (all take every :class:`AGMAN` option):
 
@@ -87,7 +90,8 @@ from .registry import register
 
 __all__ = ["AGMAN", "GatedAttributeVector", "AttributeGuidedSpatial", "ChannelPoolSpatial",
            "AttributeGuidedChannel", "SqueezeExcite", "fuse_levels", "attribute_type_targets",
-           "weighted_total", "WEIGHTINGS", "default_options", "ablation_runs", "PAPER_FASHIONAI"]
+           "weighted_total", "WEIGHTINGS", "default_options", "run_settings", "ablation_runs", "PAPER_FASHIONAI",
+           "CLAIMS"]
 
 WEIGHTINGS = ("uncertainty", "equal", "eq9")
 HEADS = ("paper", "release")
@@ -98,6 +102,22 @@ PAPER_FASHIONAI = {
     "AGA only": 61.97, "AGA + multi-level": 62.48, "AGA + classification": 62.30,
     "w/o ASA": 50.80, "w/o SA": 61.67, "w/o ACA": 61.50, "w/o CA": 61.41,
 }
+
+
+# The paper's claims as (better, worse) pairs of ablation_runs labels: Tables 5-10 and the main table.
+CLAIMS = [
+    ("AG-MAN", "ASENet_V2"),
+    ("AGA only", "ASENet_V2"),  # Tables 9-10: AGA beats ASENet_V2's attention
+    ("AGA + multi-level", "AGA only"),  # Tables 5-6
+    ("AGA + classification", "AGA only"),
+    ("AG-MAN", "AGA + multi-level"),
+    ("AG-MAN", "AGA + classification"),
+    ("AG-MAN", "w/o ASA"),  # Tables 7-8
+    ("AG-MAN", "w/o SA"),
+    ("AG-MAN", "w/o ACA"),
+    ("AG-MAN", "w/o CA"),
+    ("AG-MAN", "AG-MAN (equal weights)"),  # the dynamic weighting (section 2.4)
+]
 
 
 # ------------------------------------------------------------------ multi-level features
@@ -264,7 +284,7 @@ class AGMAN(ConditionalEmbedder):
         use_ca: bool = True,
         head: str = "paper",
         weighting: str = "uncertainty",
-        weight_lr: float = 1.0,
+        weight_lr: float = 10.0,
     ) -> None:
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -437,18 +457,34 @@ for _name, _fixed in VARIANTS.items():
     register(_name)(_factory(_fixed))
 
 
-def ablation_runs(group: str = "all") -> dict[str, dict[str, Any]]:
+def run_settings(cfg: Any = None) -> dict[str, Any]:
+    """The training settings of notebook 08's runs (overrides of the profile's defaults).
+
+    Quick: 2 epochs of 40 in-batch steps of 32 images, so that the notebook's eleven runs fit
+    its 5 minute budget on a 2-core CPU; full: the profile's defaults (the paper's setting).
+    """
+    from ..config import load
+
+    cfg = cfg if cfg is not None else load()
+    return cfg.pick(quick={"epochs": 2, "steps_per_epoch": 40, "batch_size": 32}, full={})
+
+
+def ablation_runs(group: str = "all", cfg: Any = None) -> dict[str, dict[str, Any]]:
     """Label -> ``train_or_load`` keyword arguments for notebook 08 and the seeds script.
 
-    ``"main"``: ASENet_V2 against AG-MAN and the Tables 5-6 grid; ``"aga"``: Tables 7-8's
-    one-part-off runs; ``"all"``: both. Every run uses the profile's default settings.
+    ``"main"``: ASENet_V2 against AG-MAN, AG-MAN with fixed equal loss weights, and the
+    Tables 5-6 grid; ``"aga"``: Tables 7-8's one-part-off runs; ``"all"``: both. Every run
+    uses :func:`run_settings`.
     """
+    settings = run_settings(cfg)
     main = {
         "ASENet_V2": {"model_name": "asen_v2"},
         "AGA only": {"model_name": "agman_aga_only"},
         "AGA + multi-level": {"model_name": "agman_wo_cls"},
         "AGA + classification": {"model_name": "agman_wo_ml"},
         "AG-MAN": {"model_name": "agman"},
+        "AG-MAN (equal weights)": {"model_name": "agman", "model_options": {"weighting": "equal"}},
     }
     aga = {f"w/o {part}": {"model_name": f"agman_wo_{part.lower()}"} for part in ("ASA", "SA", "ACA", "CA")}
-    return {"main": main, "aga": aga, "all": {**main, **aga}}[group]
+    runs = {"main": main, "aga": aga, "all": {**main, **aga}}[group]
+    return {label: {**spec, **settings} for label, spec in runs.items()}
