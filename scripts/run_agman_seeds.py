@@ -20,6 +20,7 @@ rename), so an interrupted run keeps what it had.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,7 @@ def run_one(label: str, spec: dict[str, Any], data: Any, cfg: config.Config, ver
         "loss_weights": (result.model.loss_weights.detach().cpu().tolist()
                          if getattr(result.model, "classify", False) else None),
         "wall_seconds": time.perf_counter() - t0,
+        "git_commit": utils.git_commit(),
     }
     print(f"seed {cfg.seed} {label:<26} test MAP {test['overall']:6.2f} "
           f"({'loaded' if result.reused else 'trained'}, {record['wall_seconds']:.0f} s)", flush=True)
@@ -138,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=config.PROFILES, default=None, help="default: $FGFS_PROFILE or quick")
     parser.add_argument("--group", choices=("main", "aga", "all"), default="all",
                         help="main: ASENet_V2, AG-MAN and Tables 5-6; aga: Tables 7-8; all: both")
+    parser.add_argument("--labels", nargs="+", default=None,
+                        help="only these run labels of the group (e.g. ASENet_V2 AG-MAN for extra seeds)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the per-seed records already in --out (same profile) and add these")
     parser.add_argument("--out", default=str(ROOT / "results" / "08_agman_seeds.json"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -146,16 +152,25 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     cfg = config.load(args.profile, args.seeds[0])
     specs = agman.ablation_runs(args.group, cfg)
-    labels = list(specs)
+    unknown = sorted(set(args.labels or []) - set(specs))
+    if unknown:
+        parser.error(f"unknown label(s) {unknown} in group {args.group}; choose from {list(specs)}")
+    labels = args.labels or list(specs)
     out = Path(args.out)
+    previous = json.loads(out.read_text()) if args.merge and out.is_file() else {}
+    if previous and previous.get("profile") != cfg.profile:
+        parser.error(f"{out} holds the {previous.get('profile')} profile; drop --merge or pick another --out")
     report: dict[str, Any] = {
         "what": "notebook 08 AG-MAN comparison over training seeds (test MAP x100, FashionSynth, dataset seed 0)",
         "profile": cfg.profile, "seeds": args.seeds, "group": args.group, "models": labels,
         "env": utils.env_report(cfg), "settings": agman.run_settings(cfg),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": torch.get_num_threads(),
-        "runs": specs, "per_seed": {},
+        "runs": {**previous.get("runs", {}), **{label: specs[label] for label in labels}},
+        "per_seed": previous.get("per_seed", {}),
     }
+    report["seeds"] = sorted({*map(int, report["per_seed"]), *args.seeds})
+    report["models"] = list(report["runs"])
     t_start = time.perf_counter()
     for seed in args.seeds:
         seed_cfg = config.load(cfg.profile, seed)
@@ -166,10 +181,11 @@ def main(argv: list[str] | None = None) -> int:
             report["attribute_names"] = names
             report["random"] = {**{names[a]: v for a, v in rnd["per_attribute"].items()}, "overall": rnd["overall"]}
             report["data_config"] = data.config
-        report["per_seed"][str(seed)] = {}
+        report["per_seed"].setdefault(str(seed), {})
         for label in labels:
             report["per_seed"][str(seed)][label] = run_one(label, specs[label], data, seed_cfg, not args.quiet)
-            report["summary"] = summary(report["per_seed"], report["random"], labels, report["attribute_names"])
+            report["summary"] = summary(report["per_seed"], report["random"], report["models"],
+                                        report["attribute_names"])
             report["elapsed_seconds"] = time.perf_counter() - t_start
             save(out, report)
     report["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
