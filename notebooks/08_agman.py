@@ -352,12 +352,7 @@ for better, worse in agman.CLAIMS:
     m = multi.get(key)
     spread = f"{m['difference']['mean']:+.1f} ± {m['difference']['std']:.1f}" if m else "-"
     holds = f"{m['seeds_holding']}/{m['seeds']}" if m else "-"
-    if m and m["seeds"] >= 2:
-        verdict = ("reproduced" if m["seeds_holding"] == m["seeds"] else
-                   "NOT reproduced" if m["seeds_holding"] == 0 else "mixed: depends on the seed")
-    else:
-        verdict = ("holds" if live > 0 else "does NOT hold") + " on this seed only"
-    print(f"{key:<44}{paper_gap}{live:>+7.1f}{spread:>22}{holds:>7}   {verdict}")
+    print(f"{key:<44}{paper_gap}{live:>+7.1f}{spread:>22}{holds:>7}   {agman.claim_verdict(m, live)}")
 
 # %% [markdown]
 # **How to read it.** "reproduced" needs every seed to agree; a gap smaller than its spread is

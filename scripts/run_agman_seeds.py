@@ -87,15 +87,6 @@ def summary(per_seed: dict[str, dict[str, Any]], random: dict[str, float], label
     return {"models": models, "claims": claims}
 
 
-def verdict(claim: dict[str, Any]) -> str:
-    """Plain words for a claim over seeds: all seeds agree, none does, or it depends."""
-    if claim["seeds"] < 2:
-        return "one seed only"
-    if claim["seeds_holding"] == claim["seeds"]:
-        return "reproduced"
-    return "NOT reproduced" if claim["seeds_holding"] == 0 else "mixed: depends on the seed"
-
-
 def markdown(report: dict[str, Any]) -> str:
     names = report["attribute_names"]
     s = report["summary"]
@@ -122,7 +113,7 @@ def markdown(report: dict[str, Any]) -> str:
     for c in s["claims"]:
         d = c["difference"]
         lines.append(f"| {c['claim']} | {c['seeds_holding']}/{c['seeds']} | {d['mean']:+.1f} ± {d['std']:.1f} "
-                     f"| {verdict(c)} |")
+                     f"| {agman.claim_verdict(c, d['mean'])} |")
     return "\n".join(lines) + "\n"
 
 

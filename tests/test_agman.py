@@ -285,3 +285,11 @@ def test_equal_weights_stay_fixed_and_train_or_load_reuses(data, cfg):
     again = train.train_or_load("agman", data, cfg, model_options=options, verbose=False, **SMALL)
     assert again.reused and again.checkpoint_dir == first.checkpoint_dir
     assert_same_params(params(again.model), params(first.model))
+
+
+def test_claim_verdicts():
+    assert agman.claim_verdict({"seeds_holding": 3, "seeds": 3}, -1.0) == "reproduced"
+    assert agman.claim_verdict({"seeds_holding": 0, "seeds": 3}, 1.0) == "NOT reproduced"
+    assert agman.claim_verdict({"seeds_holding": 2, "seeds": 3}, 1.0) == "mixed: depends on the seed"
+    assert agman.claim_verdict({"seeds_holding": 1, "seeds": 1}, -0.5) == "does NOT hold on this seed only"
+    assert agman.claim_verdict(None, 0.5) == "holds on this seed only"

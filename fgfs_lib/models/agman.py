@@ -91,7 +91,7 @@ from .registry import register
 __all__ = ["AGMAN", "GatedAttributeVector", "AttributeGuidedSpatial", "ChannelPoolSpatial",
            "AttributeGuidedChannel", "SqueezeExcite", "fuse_levels", "attribute_type_targets",
            "weighted_total", "WEIGHTINGS", "default_options", "run_settings", "ablation_runs", "PAPER_FASHIONAI",
-           "CLAIMS"]
+           "CLAIMS", "claim_verdict"]
 
 WEIGHTINGS = ("uncertainty", "equal", "eq9")
 HEADS = ("paper", "release")
@@ -118,6 +118,16 @@ CLAIMS = [
     ("AG-MAN", "w/o CA"),
     ("AG-MAN", "AG-MAN (equal weights)"),  # the dynamic weighting (section 2.4)
 ]
+
+
+def claim_verdict(claim: dict[str, Any] | None, live_gap: float) -> str:
+    """Plain words for a claim: over seeds (``claim`` = ``{"seeds_holding", "seeds"}``) when two
+    or more hold it, all agree -> "reproduced", none -> "NOT reproduced"; else the live seed."""
+    if claim and claim["seeds"] >= 2:
+        if claim["seeds_holding"] == claim["seeds"]:
+            return "reproduced"
+        return "NOT reproduced" if claim["seeds_holding"] == 0 else "mixed: depends on the seed"
+    return ("holds" if live_gap > 0 else "does NOT hold") + " on this seed only"
 
 
 # ------------------------------------------------------------------ multi-level features
