@@ -411,6 +411,15 @@ class AMNetLike(ConditionalEmbedder):
         return loss, {"loss": float(loss.detach()), "accuracy": cls_logs["accuracy"],
                       "soft_triplet": float(triplet.detach()), "pairs": float(len(i))}
 
+    def init_from_state(self, state: dict[str, Tensor]) -> None:
+        """Start from FashionSearchNet's stage 1 (same backbone and GAP heads), so that the
+        baseline begins where FashionSearchNet's stage 2 does."""
+        prefix = "classifier."
+        mapped = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+        missing, unexpected = self.load_state_dict(mapped or state, strict=False)
+        if unexpected or any(key.startswith(("backbone.", "heads.")) for key in missing):
+            raise ValueError(f"not a stage-1 state: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
     def validate(self, data: Any, split: str = "valid", batch_size: int = 256) -> dict[str, Any]:
         """Manipulation Top-30 (x100) on ``split``."""
         target = getattr(data, split)
@@ -484,3 +493,73 @@ def _build_amnet(meta: Any, cfg: Any = None, *, backbone: str | None = None, sta
 
     cfg = cfg if cfg is not None else load()
     return AMNetLike(_backbone(cfg, backbone, stage_name, weights, width), meta.num_values, **options)
+
+
+# ----------------------------------------------------------------------------- Table 2 runs
+# One definition for notebook 09 and scripts/run_fsn_seeds.py, so both share checkpoints.
+
+
+def table2_settings(cfg: Any = None, scale: float = 1.0) -> dict[str, dict[str, Any]]:
+    """Training settings of the stage-1 classifier and of the stage-2 runs (quick: batches
+    of 32, Adam 3e-3 cosine; full: the papers' batch 16, 1e-4). ``scale`` multiplies the
+    step counts (a shorter run for a loaded machine; recorded in every config)."""
+    from ..config import load
+
+    cfg = cfg if cfg is not None else load()
+    steps1, steps2 = cfg.pick(quick=(400, 150), full=(20_000, 20_000))
+    common = dict(epochs=1, batch_size=cfg.pick(quick=32, full=16), lr=cfg.pick(quick=3e-3, full=1e-4),
+                  lr_schedule="cosine", validate=False)
+    return {"stage1": {**common, "steps_per_epoch": max(1, round(steps1 * scale))},
+            "stage2": {**common, "steps_per_epoch": max(1, round(steps2 * scale)),
+                       "lr": cfg.pick(quick=1e-3, full=1e-4)}}
+
+
+def train_table2(data: Any, cfg: Any = None, scale: float = 1.0, verbose: bool = False) -> dict[str, Any]:
+    """Train (or load, through :func:`fgfs_lib.train.train_or_load`) the stage-1 classifier
+    and, all starting from it with the same stage-2 budget, FashionSearchNet, "w/o Loc."
+    and AMNet-like. Returns label -> :class:`~fgfs_lib.train.TrainResult` (``"stage1"``,
+    ``"FashionSearchNet"``, ``"w/o Loc."``, ``"AMNet-like"``)."""
+    from ..train import train_or_load
+
+    settings = table2_settings(cfg, scale)
+    out = {"stage1": train_or_load("fashionsearchnet", data, cfg, model_options={"stage": 1}, use="last",
+                                   verbose=verbose, **settings["stage1"])}
+    start = str(out["stage1"].checkpoint_dir / "last.pt")
+    for label, name in (("FashionSearchNet", "fashionsearchnet"), ("w/o Loc.", "fashionsearchnet_wo_loc"),
+                        ("AMNet-like", "amnet_like")):
+        options = {"stage": 2} if name != "amnet_like" else {}
+        out[label] = train_or_load(name, data, cfg, model_options=options, use="last", init_from=start,
+                                   verbose=verbose, **settings["stage2"])
+    return out
+
+
+def table2_searchers(runs: dict[str, Any], train_split: Any, prototype_images: int | None = None) -> dict[str, Any]:
+    """Label -> searcher for the Top-K table: FashionSearchNet with its global
+    representation and with the plain concatenation of ``h`` (no eqs. 6-7), "w/o Loc.",
+    AMNet-like, and the attribute-based baseline on the stage-1 classifier. Prototypes come
+    from the first ``prototype_images`` training images (all by default)."""
+    proto_split = train_split
+    if prototype_images is not None and prototype_images < len(train_split):
+        proto_split = _Subset(train_split, torch.arange(prototype_images))
+    fsn, wo_loc = runs["FashionSearchNet"].model, runs["w/o Loc."].model
+    fsn_protos, wo_protos = fsn_prototypes(fsn, proto_split), fsn_prototypes(wo_loc, proto_split)
+    return {
+        "FashionSearchNet": FSNSearcher(fsn, fsn_protos),
+        "FashionSearchNet (concat, no eqs. 6-7)": FSNSearcher(fsn, fsn_protos, use_global=False),
+        "w/o Loc.": FSNSearcher(wo_loc, wo_protos),
+        "AMNet-like": AMNetSearcher(runs["AMNet-like"].model),
+        "attribute-based": manip.AttributeBasedSearcher(runs["stage1"].model.classifier),
+    }
+
+
+class _Subset:
+    """The first images of a split, with the ``labels`` / ``batch`` / ``len`` a searcher uses."""
+
+    def __init__(self, split: Any, idx: Tensor):
+        self.split, self.idx, self.labels = split, idx, split.labels[idx]
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def batch(self, i: Tensor) -> Tensor:
+        return self.split.batch(self.idx[i])
