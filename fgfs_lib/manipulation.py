@@ -39,6 +39,7 @@ FashionSearchNet's and AMNet's searchers live with their models
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -57,6 +58,9 @@ __all__ = [
     "manipulate",
     "evaluate",
     "AttributeBasedSearcher",
+    "RandomSearcher",
+    "random_topk",
+    "encode_image",
     "search",
     "parse_wish",
 ]
@@ -275,6 +279,42 @@ class AttributeBasedSearcher:
         return onehot
 
 
+class RandomSearcher:
+    """Random scores from ``generator``: every gallery image equally likely at every rank."""
+
+    similarity = "dot"
+
+    def __init__(self, generator: torch.Generator, dim: int = 64):
+        self.generator, self.dim = generator, dim
+
+    def encode(self, split: Any) -> Tensor:
+        return torch.randn(len(split), self.dim, generator=self.generator)
+
+    def gallery_vectors(self, codes: Tensor, attribute: int) -> Tensor:
+        return codes
+
+    def query_vectors(self, codes: Tensor, attribute: int, values: Tensor) -> Tensor:
+        return torch.randn(len(codes), self.dim, generator=self.generator)
+
+
+def random_topk(queries: Tensor, gallery_labels: Tensor, ks: Sequence[int] = DEFAULT_KS) -> dict[int, float]:
+    """The exact Top-K (percent) of a random ranking: a query with ``m`` targets among the
+    ``n = N - 1`` other gallery images misses them all in its first K with probability
+    ``C(n - m, K) / C(n, K)``; averaged over ``queries [Q, 3]`` (the gallery holds the queries)."""
+    labels = torch.as_tensor(gallery_labels).long()
+    target = target_vectors(labels[queries[:, 0]], queries[:, 1], queries[:, 2])
+    ids, gallery_ids = _row_ids(target, labels)
+    m = torch.bincount(gallery_ids, minlength=int(ids.max()) + 1)[ids].double()
+    n = float(len(labels) - 1)
+    out = {}
+    for k in ks:
+        log_miss = (torch.lgamma(n - m + 1) - torch.lgamma((n - m - k + 1).clamp_min(1))
+                    - math.lgamma(n + 1) + math.lgamma(n - k + 1))
+        miss = torch.where(n - m >= k, log_miss.exp(), torch.zeros_like(m))
+        out[int(k)] = float((1 - miss).mean() * 100)
+    return out
+
+
 # ----------------------------------------------------------------------------- interactive
 
 
@@ -325,3 +365,24 @@ def search(searcher: Any, codes: Tensor, split: Any, meta: Any, query: int, wish
         result["target"] = target
         result["correct"] = (labels[order] == target).all(1)
     return result
+
+
+class _Images:
+    """A batch of normalised images seen as a split (``len``, ``batch``) for ``encode``."""
+
+    def __init__(self, images: Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, idx: Tensor) -> Tensor:
+        return self.images[idx]
+
+
+def encode_image(searcher: Any, image: Any, split: Any) -> Tensor:
+    """Codes ``[1, ...]`` of an outside query (a path, a PIL image or a normalised tensor),
+    preprocessed like ``split``'s images (:func:`fgfs_lib.search.load_query`)."""
+    from .search import load_query
+
+    return searcher.encode(_Images(load_query(image, split)))

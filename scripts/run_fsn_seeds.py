@@ -38,24 +38,6 @@ ORDERINGS = [("FashionSearchNet", "w/o Loc."), ("w/o Loc.", "AMNet-like"), ("AMN
              ("attribute-based", "random")]
 
 
-class RandomSearcher:
-    """Random scores: every gallery image equally likely at every rank (the floor)."""
-
-    similarity = "dot"
-
-    def __init__(self, seed: int, dim: int = 64):
-        self.generator, self.dim = torch.Generator().manual_seed(seed), dim
-
-    def encode(self, split):
-        return torch.randn(len(split), self.dim, generator=self.generator)
-
-    def gallery_vectors(self, codes, attribute):
-        return codes
-
-    def query_vectors(self, codes, attribute, values):
-        return torch.randn(len(codes), self.dim, generator=self.generator)
-
-
 def run_seed(seed: int, profile: str, scale: float, prototype_images: int | None) -> dict:
     cfg = config.load(profile, seed)
     utils.seed_everything(seed)
@@ -63,7 +45,7 @@ def run_seed(seed: int, profile: str, scale: float, prototype_images: int | None
     t0 = time.perf_counter()
     runs = fsn.train_table2(data, cfg, scale=scale)
     train_s = time.perf_counter() - t0
-    searchers = {**fsn.table2_searchers(runs, data.train, prototype_images), "random": RandomSearcher(seed)}
+    searchers = {**fsn.table2_searchers(runs, data.train, prototype_images), "random": manipulation.RandomSearcher(torch.Generator().manual_seed(seed))}
     queries = manipulation.manipulation_queries(data.test.labels, data.meta.num_values)
     out = {"seed": seed, "train_seconds": train_s, "queries": len(queries), "methods": {},
            "checkpoints": {k: str(r.checkpoint_dir) for k, r in runs.items()},
@@ -116,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--profile", default=None)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the training steps (default 1)")
-    parser.add_argument("--prototype-images", type=int, default=None, help="training images for the prototypes")
+    parser.add_argument("--prototype-images", type=int, default=None, help="training images for the prototypes (default: the profile's, fsn.PROTOTYPE_IMAGES)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=str(ROOT / "results" / "09_fsn_seeds"), help="output stem (.json and .md)")
     args = parser.parse_args(argv)
@@ -126,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = config.load(args.profile)
+    if args.prototype_images is None:
+        args.prototype_images = cfg.pick(**fsn.PROTOTYPE_IMAGES)
     record = {"profile": cfg.profile, "seeds": args.seeds, "scale": args.scale, "prototype_images": args.prototype_images,
               "commit": utils.git_commit(), "device": str(utils.device()), "env": utils.env_report(cfg),
               "settings": fsn.table2_settings(cfg, args.scale), "per_seed": []}

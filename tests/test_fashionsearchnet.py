@@ -348,3 +348,35 @@ def test_search_callback_frames_the_correct_results():
     assert similar["value"] == 1 and similar["target"].tolist() == [0, 1, 2]
     with pytest.raises(KeyError, match="unknown value"):
         manip.parse_wish(META, "a=w")
+
+
+def test_random_topk_floor_matches_enumerating_every_ranking():
+    import itertools
+
+    labels = torch.tensor([[0, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    queries = manip.manipulation_queries(labels, META.num_values)
+    exact = manip.random_topk(queries, labels, ks=(1, 2, 3))
+    for col, k in enumerate((1, 2, 3)):
+        total = 0.0
+        for img, a, v in queries.tolist():
+            t = labels[img].clone()
+            t[a] = v
+            others = [n for n in range(6) if n != img]
+            perms = list(itertools.permutations(others))
+            total += sum(any((labels[n] == t).all() for n in p[:k]) for p in perms) / len(perms)
+        assert exact[k] == pytest.approx(100 * total / len(queries))
+
+
+def test_run_search_callback_without_a_browser():
+    from fgfs_lib.viz import manipulation as viz_manip
+
+    labels = torch.tensor([[0, 1, 2], [1, 1, 2], [0, 0, 2], [1, 1, 3], [1, 1, 2]])
+    images = torch.rand(5, 3, 8, 8)
+    split = types.SimpleNamespace(labels=labels, batch=lambda idx: images[idx], denormalize=lambda x: x)
+    searchers = {"lookup": _LookupSearcher()}
+    codes = {"lookup": searchers["lookup"].encode(split)}
+    result, fig = viz_manip.run_search(searchers, codes, split, META, method="lookup", query=0, mode="manipulate",
+                                       attribute="a", value="y", k=3)
+    assert result["indices"][:2].tolist() == [1, 4] and len(fig.axes) == 4
+    with pytest.raises(ValueError, match="mode"):
+        viz_manip.run_search(searchers, codes, split, META, method="lookup", query=0, mode="swap", attribute="a")

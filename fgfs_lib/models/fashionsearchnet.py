@@ -499,6 +499,11 @@ def _build_amnet(meta: Any, cfg: Any = None, *, backbone: str | None = None, sta
 # One definition for notebook 09 and scripts/run_fsn_seeds.py, so both share checkpoints.
 
 
+# training images averaged into the prototypes: quick uses the first 2400 (encoding all
+# 7200 triples the evaluation's cost on a CPU), full all of them, as the paper
+PROTOTYPE_IMAGES = {"quick": 2400, "full": None}
+
+
 def table2_settings(cfg: Any = None, scale: float = 1.0) -> dict[str, dict[str, Any]]:
     """Training settings of the stage-1 classifier and of the stage-2 runs (quick: batches
     of 32, Adam 3e-3 cosine; full: the papers' batch 16, 1e-4). ``scale`` multiplies the
