@@ -57,6 +57,7 @@ __all__ = [
     "value_prototypes",
     "manipulate",
     "evaluate",
+    "encode_all",
     "AttributeBasedSearcher",
     "RandomSearcher",
     "random_topk",
@@ -229,6 +230,18 @@ def evaluate(searcher: Any, split: Any, queries: Tensor, ks: Sequence[int] = DEF
     return {"topk": dict(zip(ks, (hits.double().mean(0) * 100).tolist())),
             "ndcg": float(ndcg.mean() * 100), "ndcg_gallery": float(ndcg_g.mean() * 100),
             "per_attribute": per_attribute, "hits": hits}
+
+
+def encode_all(searchers: dict[str, Any], split: Any) -> dict[str, Any]:
+    """Label -> ``searcher.encode(split)``, encoding once for searchers of the same class
+    around the same model (FashionSearchNet searched two ways)."""
+    cache, out = {}, {}
+    for label, searcher in searchers.items():
+        key = (type(searcher), id(getattr(searcher, "model", searcher)))
+        if key not in cache:
+            cache[key] = searcher.encode(split)
+        out[label] = cache[key]
+    return out
 
 
 # ----------------------------------------------------------------------------- baselines

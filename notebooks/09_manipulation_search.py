@@ -311,10 +311,9 @@ for r in range(A):
 
 # %%
 searchers = fsn.table2_searchers(runs, data.train, prototype_images)
-results, codes = {}, {}
 t0 = time.perf_counter()
+codes, results = manip.encode_all(searchers, test), {}
 for label, searcher in searchers.items():
-    codes[label] = searcher.encode(test)
     results[label] = manip.evaluate(searcher, test, queries, ks=ks, codes=codes[label])
 results["random"] = {**sim, "topk": exact_floor}  # exact Top-K; NDCG of the random scores above
 print(f"evaluated {len(searchers)} methods on {len(queries)} queries in {time.perf_counter() - t0:.0f} s\n")

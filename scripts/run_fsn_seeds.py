@@ -50,9 +50,10 @@ def run_seed(seed: int, profile: str, scale: float, prototype_images: int | None
     out = {"seed": seed, "train_seconds": train_s, "queries": len(queries), "methods": {},
            "checkpoints": {k: str(r.checkpoint_dir) for k, r in runs.items()},
            "reused": {k: bool(r.reused) for k, r in runs.items()}}
+    codes = manipulation.encode_all(searchers, data.test)
     for label, searcher in searchers.items():
         t1 = time.perf_counter()
-        res = manipulation.evaluate(searcher, data.test, queries, ks=KS)
+        res = manipulation.evaluate(searcher, data.test, queries, ks=KS, codes=codes[label])
         out["methods"][label] = {"topk": {str(k): v for k, v in res["topk"].items()}, "ndcg30": res["ndcg"],
                                  "ndcg30_gallery": res["ndcg_gallery"], "eval_seconds": time.perf_counter() - t1}
         print(f"seed {seed} {label:<40} Top-30 {res['topk'][30]:5.1f}  NDCG@30 {res['ndcg']:5.1f}", flush=True)
