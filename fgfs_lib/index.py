@@ -66,9 +66,13 @@ def pq_bits_for(num_vectors: int, most: int = 8) -> int:
     return max(1, min(most, int(math.floor(math.log2(max(2, num_vectors / 39))))))
 
 
+def _array(x: Any) -> np.ndarray:
+    return np.ascontiguousarray(torch.as_tensor(x).detach().float().cpu().numpy())
+
+
 def build_faiss_index(vectors: np.ndarray, codec: str, metric: str, pq_pieces: int | None = None,
-                      pq_bits: int | None = None):
-    """A trained faiss index holding ``vectors`` [N, D] (float32) with ``codec``."""
+                      pq_bits: int | None = None, add: bool = True):
+    """A faiss index with ``codec`` trained on ``vectors`` [N, D] (float32), holding them if ``add``."""
     faiss = _faiss()
     if codec not in CODECS:
         raise ValueError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
@@ -86,7 +90,8 @@ def build_faiss_index(vectors: np.ndarray, codec: str, metric: str, pq_pieces: i
         index = faiss.IndexPQ(dim, pieces, pq_bits or pq_bits_for(n), kind)
     if not index.is_trained:
         index.train(vectors)
-    index.add(vectors)
+    if add:
+        index.add(vectors)
     return index
 
 
@@ -114,14 +119,19 @@ class AttributeIndex:
         self.codec, self.metric, self.pq_pieces, self.pq_bits = codec, metric, pq_pieces, pq_bits
         self.entries: dict[int, _Entry] = {}
 
-    def add(self, attribute: int, vectors: Tensor, ids: Tensor | None = None, values: Tensor | None = None) -> None:
-        """Store ``vectors`` [N, D] as attribute ``attribute``'s gallery (replacing an earlier one);
-        the codec is trained on them. ``ids``: the image index of each row (default ``0..N-1``)."""
-        vectors = np.ascontiguousarray(torch.as_tensor(vectors).detach().float().cpu().numpy())
+    def add(self, attribute: int, vectors: Tensor, ids: Tensor | None = None, values: Tensor | None = None,
+            train_vectors: Tensor | None = None) -> None:
+        """Store ``vectors`` [N, D] as attribute ``attribute``'s gallery (replacing an earlier one).
+        ``ids``: the image index of each row (default ``0..N-1``). The codec (int8 ranges, PQ
+        centroids) is trained on ``train_vectors`` if given (e.g. the training split's
+        embeddings, when the gallery is small), else on the gallery itself."""
+        vectors = _array(vectors)
         if vectors.ndim != 2 or len(vectors) == 0:
             raise ValueError(f"attribute {attribute}: need a non-empty [N, D] array of vectors, got {vectors.shape}")
         ids = torch.arange(len(vectors)) if ids is None else torch.as_tensor(ids).long().cpu()
-        index = build_faiss_index(vectors, self.codec, self.metric, self.pq_pieces, self.pq_bits)
+        trainer = vectors if train_vectors is None else _array(train_vectors)
+        index = build_faiss_index(trainer, self.codec, self.metric, self.pq_pieces, self.pq_bits, add=False)
+        index.add(vectors)
         self.entries[int(attribute)] = _Entry(index, ids, None if values is None else torch.as_tensor(values).long())
 
     @classmethod
@@ -215,7 +225,7 @@ class SharedVectorIndex:
         if codec not in ("float32", "float16", "int8"):
             raise ValueError(f"SharedVectorIndex codec must be float32, float16 or int8, got {codec!r}")
         self.codec, self.masks = codec, masks.detach().float().cpu()
-        store = build_faiss_index(np.ascontiguousarray(vectors.detach().float().cpu().numpy()), codec, "euclidean")
+        store = build_faiss_index(_array(vectors), codec, "euclidean")
         self._store = store
         self.vectors = torch.from_numpy(store.reconstruct_n(0, store.ntotal))
         self.ids = torch.arange(len(self.vectors)) if ids is None else torch.as_tensor(ids).long()

@@ -122,3 +122,13 @@ def test_search_over_an_index_matches_search_over_a_gallery():
         assert torch.equal(plain.indices, via_index.indices) and 4 not in via_index.indices.tolist()
         assert plain.values == via_index.values and plain.value_names == via_index.value_names
         assert np.allclose(plain.scores.numpy(), via_index.scores.numpy(), atol=1e-5)
+
+
+def test_codec_trained_on_other_vectors_uses_their_range():
+    train, gallery = _unit(400, 8, seed=9) * 2, _unit(50, 8, seed=10)
+    idx = AttributeIndex("int8")
+    idx.add(0, gallery, train_vectors=train)
+    lo, hi = train.min(0).values, train.max(0).values
+    codes = torch.clamp(torch.floor((gallery - lo) / (hi - lo) * 255), 0, 255)
+    assert torch.allclose(idx.decode(0), lo + (codes + 0.5) * (hi - lo) / 255, atol=1e-6)
+    assert idx.decode(0).shape == (50, 8)
