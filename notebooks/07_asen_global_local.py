@@ -47,7 +47,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | about 1.5 min with the checkpoints; training adds stage 1 (300 steps) and stage 2 (75 steps): measured 31 min on a CPU shared about 8 ways (see section 4 for the measured per-step rates); on an idle 2-core CPU this scales to about 4 min | printed by the cells below and in `results/07_asenpp_seeds.md` (they change with FashionSynth's calibration) |
+# | quick | 2-core CPU | about 1.5 min with the checkpoints; training adds stage 1 (150 steps) and stage 2 (75 steps): measured 31 min on a CPU shared about 8 ways (see section 4 for the measured per-step rates); on an idle 2-core CPU this scales to about 4 min | printed by the cells below and in `results/07_asenpp_seeds.md` (they change with FashionSynth's calibration) |
 # | full | 1 GPU | not yet measured (stage 1: ResNet-50 to layer3, 50 epochs; stage 2: + ResNet-34 on 112 px crops, 20 epochs) | no number to compare with: the course's seed (a summary of the paper) states the claims tested in section 8 but gives no table |
 
 # %%
