@@ -47,7 +47,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | about 1.5 min with the checkpoints; training adds stage 1 (150 steps) and stage 2 (75 steps): measured 31 min on a CPU shared about 8 ways (see section 4 for the measured per-step rates); on an idle 2-core CPU this scales to about 4 min | printed by the cells below and in `results/07_asenpp_seeds.md` (they change with FashionSynth's calibration) |
+# | quick | 2-core CPU | training measured on a CPU shared about ten ways (load average 18-24): stage 1 (150 steps) 441 s at 22 img/s, stage 2 (75 steps, about 4 crops per image) 687 s at 7 img/s; scaled by that load (notebook 04 measured the same-sized ASEN at about 240 img/s on this CPU idle) about 2 min of training and 4 min in all from scratch on an idle CPU (an estimate, not measured); with the checkpoints, the evaluations only | printed by the cells below and in `results/07_asenpp_seeds.md`, on the calibrated FashionSynth (seed 0: valid MAP 37.6 after stage 1, 37.8 after stage 2) |
 # | full | 1 GPU | not yet measured (stage 1: ResNet-50 to layer3, 50 epochs; stage 2: + ResNet-34 on 112 px crops, 20 epochs) | no number to compare with: the course's seed (a summary of the paper) states the claims tested in section 8 but gives no table |
 
 # %%
