@@ -10,6 +10,7 @@ command         what it does                                 implemented in
 ``verify-data`` check a dataset folder, optionally clean it  :mod:`fgfs_lib.data.commands`
 ``train``       train a model on a dataset                   :mod:`fgfs_lib.train`
 ``evaluate``    MAP of a checkpoint, as JSON                 :mod:`fgfs_lib.evaluate`
+``add-attribute`` a new attribute on a trained model         :mod:`fgfs_lib.new_attribute`
 ==============  ===========================================  ========================
 
 A command registered here needs no error handling of its own. :func:`main` turns every
@@ -38,6 +39,8 @@ COMMANDS = {
     "verify-data": ("fgfs_lib.data.commands", "verify_data", "check a dataset folder (and write a cleaned split)"),
     "train": ("fgfs_lib.train", "cli_train", "train a model (quick or full profile)"),
     "evaluate": ("fgfs_lib.evaluate", "cli_evaluate", "evaluate a checkpoint, write metrics JSON"),
+    "add-attribute": ("fgfs_lib.new_attribute", "cli_add_attribute",
+                      "learn a held-out attribute on a trained model, the rest frozen"),
 }
 
 

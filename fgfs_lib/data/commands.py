@@ -40,7 +40,8 @@ def make_data(argv: list[str]) -> int:
                         help="output folder (default: the cache under $FGFS_DATA_DIR/fashionsynth/<hash>)")
     parser.add_argument("--num-images", type=int, default=None)
     parser.add_argument("--image-size", type=int, default=None)
-    parser.add_argument("--detail-scale", type=float, default=None, help="size of local details (1 = default)")
+    parser.add_argument("--preset", default=None, help="generator preset: calibrated (default) or hard")
+    parser.add_argument("--detail-scale", type=float, default=None, help="size of local details (preset's default)")
     parser.add_argument("--clutter", type=float, default=None, help="background clutter and objects (1 = default)")
     parser.add_argument("--processes", type=int, default=None, help="worker processes (output does not depend on it)")
     parser.add_argument("--overwrite", action="store_true",
@@ -54,7 +55,7 @@ def make_data(argv: list[str]) -> int:
         return 2
     cfg = config_module.load(args.profile)
     options = {"num_images": args.num_images, "image_size": args.image_size, "detail_scale": args.detail_scale,
-               "clutter": args.clutter}
+               "clutter": args.clutter, "preset": args.preset}
     options = {k: v for k, v in options.items() if v is not None}
     t0 = time.perf_counter()
     if args.out is None:
