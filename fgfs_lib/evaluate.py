@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from . import distributed, utils
+from .cli import command
 
 
 class NonFiniteEmbeddings(ValueError):
@@ -114,6 +115,7 @@ def random_map(data: Any, split: str = "test") -> dict[str, Any]:
     return metrics.expected_random_map(queries[:, 1], queries[:, 2], candidates[:, 1], candidates[:, 2])
 
 
+@command
 def cli_evaluate(argv: list[str]) -> int:
     """``python -m fgfs_lib evaluate --checkpoint FILE [--out FILE] [--split test|valid] [--root DIR]``."""
     from . import config as config_module
@@ -244,9 +246,12 @@ def _regenerate_fashionsynth(saved: dict[str, Any], checkpoint: Path) -> Path:
         expected = synth.synth_config(saved["profile"], saved["seed"], **options)
     except (TypeError, ValueError) as error:
         raise utils.InputError(f"cannot rebuild the training dataset: {error}", checkpoint, fix) from None
-    if _identity(expected) != _identity(saved):
-        raise utils.InputError(f"cannot rebuild the training dataset: it was made by FashionSynth generator version "
-                               f"{saved.get('version')}, this is version {expected['version']}", checkpoint, fix)
+    differ = sorted(k for k in set(_identity(expected)) | set(_identity(saved))
+                    if _identity(expected).get(k) != _identity(saved).get(k))
+    if differ:
+        raise utils.InputError(f"cannot rebuild the training dataset: this FashionSynth generator (version "
+                               f"{expected['version']}) differs from the recorded one (version {saved.get('version')}) "
+                               f"in {', '.join(differ)}", checkpoint, fix)
     print(f"note: the training dataset folder is gone; rebuilding FashionSynth ({saved['profile']}, seed "
           f"{saved['seed']}) from the config the checkpoint recorded", file=sys.stderr)
     return synth.ensure_fashionsynth(config_module.load(saved["profile"]), seed=saved["seed"], verbose=False,

@@ -55,6 +55,7 @@ import torch
 
 from . import config as config_module
 from . import distributed, utils
+from .cli import command
 
 CHECKPOINT_FORMAT = 1
 SAMPLINGS = ("in_batch", "triplets")  # the built-in batch kinds; models may register more (fgfs_lib.batches)
@@ -673,6 +674,7 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+@command
 def cli_train(argv: list[str]) -> int:
     """``python -m fgfs_lib train --model NAME --data NAME [--root DIR] --profile quick|full
     [--epochs N] [--seed S] --out DIR``."""
