@@ -57,7 +57,6 @@ from . import config as config_module
 from . import distributed, utils
 
 CHECKPOINT_FORMAT = 1
-SAMPLINGS = ("in_batch", "triplets")  # the built-in batch kinds; models may register more (fgfs_lib.batches)
 # settings that change speed or bookkeeping, not the trained weights: left out of the hash
 NON_SEMANTIC = ("num_workers", "checkpoint_every", "eval_batch_size", "validate")
 
@@ -66,7 +65,7 @@ NON_SEMANTIC = ("num_workers", "checkpoint_every", "eval_batch_size", "validate"
 class TrainSettings:
     """Everything that decides a training run besides the model and the data."""
 
-    sampling: str = "in_batch"   # the batch kind (fgfs_lib.batches): in_batch, triplets, or a registered one
+    sampling: str = "in_batch"   # the batch kind (fgfs_lib.batches): in_batch, triplets, classification, ...
     epochs: int = 4
     steps_per_epoch: int = 100
     batch_size: int = 64
