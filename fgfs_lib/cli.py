@@ -11,6 +11,8 @@ command         what it does                                 implemented in
 ``train``       train a model on a dataset                   :mod:`fgfs_lib.train`
 ``evaluate``    MAP of a checkpoint, as JSON                 :mod:`fgfs_lib.evaluate`
 ==============  ===========================================  ========================
+
+``import-checkpoint`` (:mod:`fgfs_lib.models.released`) converts an authors' checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ COMMANDS = {
     "verify-data": ("fgfs_lib.data.commands", "verify_data", "check a dataset folder (and write a cleaned split)"),
     "train": ("fgfs_lib.train", "cli_train", "train a model (quick or full profile)"),
     "evaluate": ("fgfs_lib.evaluate", "cli_evaluate", "evaluate a checkpoint, write metrics JSON"),
+    "import-checkpoint": ("fgfs_lib.models.released", "cli_import_checkpoint",
+                          "convert an authors' released checkpoint (ASEN, ASEN v2) into an fgfs checkpoint"),
 }
 
 

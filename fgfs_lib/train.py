@@ -274,6 +274,19 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
+def write_weights_checkpoint(path: str | os.PathLike, model: torch.nn.Module, rc: dict[str, Any],
+                             epoch: int = 0) -> Path:
+    """A finished-run checkpoint of ``model``'s weights alone (no optimiser, no history), as
+    :func:`load_model` and ``evaluate`` read it: e.g. weights imported from elsewhere."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save(path, {"fgfs_checkpoint": CHECKPOINT_FORMAT, "run_config": _plain(rc),
+                 "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                 "epoch": int(epoch), "step": 0, "global_step": 0, "history": [], "best_map": float("nan"),
+                 "best_epoch": int(epoch), "finished": True, "stopped": None})
+    return path
+
+
 # ------------------------------------------------------------------------------ the loop
 
 
