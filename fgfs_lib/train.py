@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -181,8 +180,7 @@ def _hash_view(rc: dict[str, Any]) -> dict[str, Any]:
 
 def config_hash(rc: dict[str, Any]) -> str:
     """Short hash of the parts of a run config that change the trained weights."""
-    text = json.dumps(_hash_view(rc), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return config_module.stable_hash(_hash_view(rc))
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -496,8 +494,6 @@ class Trainer:
         return time.perf_counter() - self.t_start + self.pos.progress["seconds"]
 
     def _end_epoch(self) -> None:
-        from . import evaluate  # noqa: F401 - the default validate() lives there
-
         pos, s = self.pos, self.settings
         if self.dev.type == "cuda":
             torch.cuda.synchronize()
