@@ -106,6 +106,13 @@ def _block_last_index(sorted_scores: torch.Tensor) -> torch.Tensor:
     return torch.flip(torch.cummin(torch.flip(marked, [1]), dim=1).values, [1])
 
 
+def _require_rows(num_queries: int, num_candidates: int) -> None:
+    """MAP is undefined without queries or candidates: say so instead of returning 0 or crashing."""
+    if num_queries == 0 or num_candidates == 0:
+        raise ValueError(f"MAP needs at least one query and one candidate, got {num_queries} queries and "
+                         f"{num_candidates} candidates (is a query or candidate file empty?)")
+
+
 def average_precision_per_query(
     query_emb, query_attr, query_val, cand_emb, cand_attr, cand_val,
     *, ties: Ties = "index", chunk_size: int = 1024, device: torch.device | str | None = None,
@@ -126,6 +133,7 @@ def average_precision_per_query(
         raise ValueError(f"embeddings must be [Q, D] and [N, D], got {tuple(q_emb.shape)} and {tuple(c_emb.shape)}")
     if not (len(q_attr) == len(q_val) == len(q_emb)) or not (len(c_attr) == len(c_val) == len(c_emb)):
         raise ValueError("query_attr/query_val must have one entry per query and cand_attr/cand_val one per candidate")
+    _require_rows(len(q_emb), len(c_emb))
     dev = torch.device(device) if device is not None else q_emb.device
     q_emb, c_emb = q_emb.to(dev), c_emb.to(dev)
     q_attr, q_val, c_attr, c_val = (t.to(dev) for t in (q_attr, q_val, c_attr, c_val))
@@ -205,6 +213,7 @@ def relevant_counts(query_attr, query_val, cand_attr, cand_val) -> tuple[torch.T
     """Per query: ``R`` (candidates with its attribute and value) and ``N`` (with its attribute)."""
     q_attr, q_val = _tensor(query_attr).long(), _tensor(query_val).long()
     c_attr, c_val = _tensor(cand_attr).long(), _tensor(cand_val).long()
+    _require_rows(len(q_attr), len(c_attr))
     width = int(max(int(q_val.max()) if len(q_val) else 0, int(c_val.max()) if len(c_val) else 0)) + 1
     pair_counts = torch.bincount(c_attr * width + c_val, minlength=(int(max(q_attr.max(), c_attr.max())) + 1) * width)
     attr_counts = pair_counts.view(-1, width).sum(1)

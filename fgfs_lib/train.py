@@ -230,7 +230,8 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module | None = Non
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling error means a bad file
-        raise ValueError(f"{path}: not a readable fgfs checkpoint ({type(error).__name__}: {error})") from error
+        raise ValueError(f"{path}: not a readable fgfs checkpoint ({type(error).__name__}: the file is damaged, "
+                         "truncated or not written by fgfs)") from error
     if not isinstance(ckpt, dict) or ckpt.get("fgfs_checkpoint") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not an fgfs checkpoint (format {CHECKPOINT_FORMAT} expected)")
     if expect_config is not None:
@@ -390,8 +391,10 @@ class Trainer:
                 return True
             self._say(f"resuming {self.out_dir} at epoch {self.pos.epoch + 1}, step {self.pos.step}")
         else:
-            if resume and distributed.is_main() and any(self.out_dir.glob("*.pt")):
-                self._say(f"{self.out_dir}: no last.pt to resume from; starting from scratch")
+            if resume and distributed.is_main() and ((self.out_dir / "config.json").is_file()
+                                                     or any(self.out_dir.glob("*.pt"))):
+                print(f"{self.out_dir}: an earlier run here stopped before its first checkpoint (no last.pt); "
+                      "starting from scratch", file=sys.stderr)
             utils.seed_everything(self.cfg.seed)  # dropout and anything else on the global RNG
             if self.settings.init_from:
                 self._initialise_from(Path(self.settings.init_from))

@@ -12,7 +12,6 @@ downloaded.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+import fgfs_lib
 from fgfs_lib import train
 from fgfs_lib.models import load_released
 from fgfs_lib.models.released import RELEASED_FORMATS, register_released
@@ -56,9 +56,9 @@ def released_asen_state(generator) -> dict[str, torch.Tensor]:
     return {**{f"backbonenet.{k}": v for k, v in _backbone_state(generator).items()}, **head}
 
 
-def released_asen_v2_state(generator) -> dict[str, torch.Tensor]:
+def released_asen_v2_state(generator, num_attributes=A) -> dict[str, torch.Tensor]:
     head = {
-        "attr_embedding.weight": _random(generator, A, 512, scale=1.0),
+        "attr_embedding.weight": _random(generator, num_attributes, 512, scale=1.0),
         "attr_transform1.weight": _random(generator, 512, 512), "attr_transform1.bias": _random(generator, 512),
         "conv1.weight": _random(generator, 512, 1024, 1, 1), "conv1.bias": _random(generator, 512),
         "img_bn1.weight": 1 + _random(generator, 512), "img_bn1.bias": _random(generator, 512),
@@ -169,6 +169,10 @@ def test_load_released_refuses_wrong_attribute_count_and_other_layouts(tmp_path)
 
 
 def test_a_module_adds_a_source_through_the_hook(tmp_path):
+    from fgfs_lib.models.registry import load_builtin_models
+
+    load_builtin_models()
+    assert {"asen", "asen_v2", "asenpp"} <= set(RELEASED_FORMATS)  # asenpp: registered by its own module
     @register_released("test_source")
     def convert(state, num_attributes, scale=1.0):
         layer = torch.nn.Linear(num_attributes, 2)
@@ -184,13 +188,10 @@ def test_a_module_adds_a_source_through_the_hook(tmp_path):
         RELEASED_FORMATS.pop("test_source")
 
 
-def _fashionai_folder(tmp_path) -> Path:
-    from fgfs_lib.data import fashionai
+def _tiny_fashionsynth(tmp_path) -> Path:
+    from fgfs_lib.data.synth import make_fashionsynth
 
-    root = tmp_path / "fashionai"
-    shutil.copytree(Path(__file__).resolve().parent / "fixtures" / "fashionai", root)
-    return fashionai.convert_fashionai_csv(root / "Annotations" / "label.csv", out_dir=root / "split",
-                                           image_root=root, strict=False, valid_fraction=0.25, test_fraction=0.25)
+    return make_fashionsynth(tmp_path / "fs", seed=0, num_images=120, image_size=32, processes=1)
 
 
 def test_import_checkpoint_cli_writes_what_evaluate_reads(tmp_path, capsys):
@@ -199,24 +200,26 @@ def test_import_checkpoint_cli_writes_what_evaluate_reads(tmp_path, capsys):
 
     assert cli.COMMANDS["import-checkpoint"][:2] == ("fgfs_lib.models.released", "cli_import_checkpoint")
     generator = torch.Generator().manual_seed(2)
-    state = released_asen_v2_state(generator)
+    root = _tiny_fashionsynth(tmp_path)
+    num_attributes = fgfs_lib.data.load("fashionsynth", root=root).meta.num_attributes
+    state = released_asen_v2_state(generator, num_attributes)
     path = save_released(state, tmp_path / "v2.pth.tar")
-    root = _fashionai_folder(tmp_path)
     out = tmp_path / "imported"
-    assert released.cli_import_checkpoint(["--source", "asen_v2", str(path), "--data", "fashionai",
+    assert released.cli_import_checkpoint(["--source", "asen_v2", str(path), "--data", "fashionsynth",
                                            "--root", str(root), "--out", str(out)]) == 0
     model, ckpt = train.load_model(out / "best.pt")
     assert ckpt["run_config"]["model"]["name"] == "asen_v2" and ckpt["epoch"] == 7
     images = torch.randn(2, 3, 224, 224, generator=generator)
     with torch.no_grad():
         got = model.cpu().embed(images, torch.tensor([0, 5]))
-    assert (got - released_asen_v2_forward(state, images, torch.tensor([0, 5]))).abs().max() < 1e-4
+        expected = released_asen_v2_forward(state, images, torch.tensor([0, 5]))
+    assert (got - expected).abs().max() < 1e-4
     assert evaluate.cli_evaluate(["--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "m.json")]) == 0
     assert json.loads((tmp_path / "m.json").read_text())["config"]["imported"]["source"] == "asen_v2"
     # a bad file: one error line, exit 2, nothing written
     (tmp_path / "bad.pth").write_text("not a checkpoint")
     capsys.readouterr()
-    assert released.cli_import_checkpoint(["--source", "asen", str(tmp_path / "bad.pth"), "--data", "fashionai",
+    assert released.cli_import_checkpoint(["--source", "asen", str(tmp_path / "bad.pth"), "--data", "fashionsynth",
                                            "--root", str(root), "--out", str(tmp_path / "bad_out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.pth" in err and "Traceback" not in err

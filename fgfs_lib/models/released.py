@@ -228,6 +228,10 @@ def cli_import_checkpoint(argv: list[str]) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not getattr(model, "model_config", {}).get("name"):
+        print(f"error: a {args.source!r} model loads (fgfs_lib.models.load_released) but its converter does not "
+              f"record a registry name, so no fgfs checkpoint can rebuild it", file=sys.stderr)
+        return 2
     rc = train.run_config(model, data, cfg, train.default_settings(cfg))
     rc["imported"] = {"source": args.source, "path": str(Path(args.path).resolve())}
     out = Path(args.out) / "best.pt"
