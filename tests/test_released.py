@@ -196,7 +196,6 @@ def _tiny_fashionsynth(tmp_path) -> Path:
 
 def test_import_checkpoint_cli_writes_what_evaluate_reads(tmp_path, capsys):
     from fgfs_lib import cli, evaluate
-    from fgfs_lib.models import released
 
     assert cli.COMMANDS["import-checkpoint"][:2] == ("fgfs_lib.models.released", "cli_import_checkpoint")
     generator = torch.Generator().manual_seed(2)
@@ -205,8 +204,8 @@ def test_import_checkpoint_cli_writes_what_evaluate_reads(tmp_path, capsys):
     state = released_asen_v2_state(generator, num_attributes)
     path = save_released(state, tmp_path / "v2.pth.tar")
     out = tmp_path / "imported"
-    assert released.cli_import_checkpoint(["--source", "asen_v2", str(path), "--data", "fashionsynth",
-                                           "--root", str(root), "--out", str(out)]) == 0
+    assert cli.main(["import-checkpoint", "--source", "asen_v2", str(path), "--data", "fashionsynth",
+                     "--root", str(root), "--out", str(out)]) == 0
     model, ckpt = train.load_model(out / "best.pt")
     assert ckpt["run_config"]["model"]["name"] == "asen_v2" and ckpt["epoch"] == 7
     images = torch.randn(2, 3, 224, 224, generator=generator)
@@ -216,11 +215,17 @@ def test_import_checkpoint_cli_writes_what_evaluate_reads(tmp_path, capsys):
     assert (got - expected).abs().max() < 1e-4
     assert evaluate.cli_evaluate(["--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "m.json")]) == 0
     assert json.loads((tmp_path / "m.json").read_text())["config"]["imported"]["source"] == "asen_v2"
-    # a bad file: one error line, exit 2, nothing written
+    # a bad file: an error line naming it, exit 2, nothing written
     (tmp_path / "bad.pth").write_text("not a checkpoint")
     capsys.readouterr()
-    assert released.cli_import_checkpoint(["--source", "asen", str(tmp_path / "bad.pth"), "--data", "fashionsynth",
-                                           "--root", str(root), "--out", str(tmp_path / "bad_out")]) == 2
+    args = ["import-checkpoint", "--source", "asen", str(tmp_path / "bad.pth"), "--data", "fashionsynth",
+            "--root", str(root), "--out", str(tmp_path / "bad_out")]
+    assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.pth" in err and "Traceback" not in err
     assert not (tmp_path / "bad_out").exists()
+    # a folder another command wrote (a training run's best.pt) is refused, and left as it was
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "best.pt").write_text("the user's trained model")
+    assert cli.main(args[:-1] + [str(tmp_path / "run")]) == 2
+    assert (tmp_path / "run" / "best.pt").read_text() == "the user's trained model"

@@ -198,13 +198,13 @@ def convert_asen_v2(state: dict[str, torch.Tensor], num_attributes: int) -> torc
 
 def cli_import_checkpoint(argv: list[str]) -> int:
     """``python -m fgfs_lib import-checkpoint --source asen PATH --data NAME [--root DIR] --out DIR``:
-    an fgfs checkpoint (``DIR/best.pt``) of a released model, for ``evaluate`` and search."""
+    an fgfs checkpoint (``DIR/best.pt``) of a released model, for ``evaluate`` and search.
+    Mistakes in the input raise; :func:`fgfs_lib.cli.main` reports them (``error:``, exit 2)."""
     import argparse
-    import sys
 
     from .. import config as config_module
     from .. import data as data_module
-    from .. import train
+    from .. import train, utils
 
     load_builtin_models()
     parser = argparse.ArgumentParser(prog="python -m fgfs_lib import-checkpoint",
@@ -214,29 +214,24 @@ def cli_import_checkpoint(argv: list[str]) -> int:
     parser.add_argument("--data", required=True, help="the dataset it was trained on (fixes the attributes)")
     parser.add_argument("--root", default=None, help="dataset folder (real datasets)")
     parser.add_argument("--profile", choices=config_module.PROFILES, default=None)
-    parser.add_argument("--out", required=True, help="folder for best.pt")
+    parser.add_argument("--out", required=True, help="folder for best.pt (new, empty, or an earlier import)")
+    parser.add_argument("--overwrite", action="store_true", help="add best.pt to a folder another command wrote")
     parser.add_argument("--allow-pickle", action="store_true", help="load a trusted file that holds Python objects")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-    try:
-        cfg = config_module.load(args.profile)
-        data = data_module.load(args.data, root=args.root, cfg=cfg)
-        model = load_released(args.path, args.source, data.meta.num_attributes, allow_pickle=args.allow_pickle)
-        _, extras = read_released(args.path, args.allow_pickle)
-    except (FileNotFoundError, ValueError) as error:
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    utils.check_output_dir(args.out, "import-checkpoint", args.overwrite)  # refuse before the work
+    cfg = config_module.load(args.profile)
+    data = data_module.load(args.data, root=args.root, cfg=cfg)
+    model = load_released(args.path, args.source, data.meta.num_attributes, allow_pickle=args.allow_pickle)
+    _, extras = read_released(args.path, args.allow_pickle)
     if not getattr(model, "model_config", {}).get("name"):
-        print(f"error: a {args.source!r} model loads (fgfs_lib.models.load_released) but its converter does not "
-              f"record a registry name, so no fgfs checkpoint can rebuild it", file=sys.stderr)
-        return 2
+        raise ValueError(f"a {args.source!r} model loads (fgfs_lib.models.load_released) but its converter does "
+                         f"not record a registry name, so no fgfs checkpoint can rebuild it")
     rc = train.run_config(model, data, cfg, train.default_settings(cfg))
     rc["imported"] = {"source": args.source, "path": str(Path(args.path).resolve())}
-    out = Path(args.out) / "best.pt"
     epoch = extras.get("epoch")
-    train.write_weights_checkpoint(out, model, rc, epoch=int(epoch) if isinstance(epoch, int) else 0)
+    with utils.atomic_path(args.out, directory=True, command="import-checkpoint", overwrite=args.overwrite) as tmp:
+        train.write_weights_checkpoint(tmp / "best.pt", model, rc, epoch=int(epoch) if isinstance(epoch, int) else 0)
+    out = Path(args.out) / "best.pt"
     print(f"{args.source} checkpoint {args.path} -> {out} ({data.meta.num_attributes} attributes of {args.data}); "
           f"evaluate it with: python -m fgfs_lib evaluate --checkpoint {out}")
     return 0
