@@ -121,7 +121,6 @@ so the same reader loads synthetic and real data. Entry points:
 from __future__ import annotations
 
 import colorsys
-import hashlib
 import json
 import math
 import multiprocessing
@@ -241,8 +240,9 @@ def synth_config(profile: str = "quick", seed: int = 0, **overrides: Any) -> dic
 
 def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of the configuration (names the cache folder)."""
-    text = json.dumps(config, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    from ..config import stable_hash
+
+    return stable_hash(config)
 
 
 # ----------------------------------------------------------------------------------------
