@@ -4,8 +4,8 @@
     python -m fgfs_lib evaluate --checkpoint RUN0/best.pt --split test
     python scripts/cli_seed_table.py RUN0/metrics_best_test.json [RUN1/...] --out results/06_asen_cli
 
-Reads the metrics JSON that ``evaluate`` writes, rebuilds the same dataset (quick profile,
-from the run's config), and writes ``<out>.json`` and ``<out>.md``: test MAP per attribute
+Reads the metrics JSON that ``evaluate`` writes, loads the dataset the run trained on (its
+folder, or the profile's default when that is gone), and writes ``<out>.json`` and ``<out>.md``: test MAP per attribute
 for each run, the expected random MAP, the two trivial statistics
 (:mod:`fgfs_lib.trivial_baseline`) and, per run, whether it beats random by at least
 ``--margin`` MAP points on every attribute (issue 10's bar for the quick profile).
@@ -30,7 +30,8 @@ def main() -> int:
     runs = [json.loads(p.read_text()) for p in args.metrics]
     rc = runs[0]["config"]
     cfg = config.load(rc["profile"], rc["seed"])
-    data = fgfs_lib.data.load(rc["data"]["name"], cfg=cfg)
+    root = rc["data"].get("root")  # the folder the run trained on, if it is still there
+    data = fgfs_lib.data.load(rc["data"]["name"], root=root if root and Path(root).is_dir() else None, cfg=cfg)
     names = list(data.meta.attribute_names)
     random = evaluate.random_map(data, "test")
     rows = {"random (expected)": {**{names[a]: v for a, v in random["per_attribute"].items()},
