@@ -699,6 +699,8 @@ def cli_train(argv: list[str]) -> int:
     parser.add_argument("--steps-per-epoch", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--lr-schedule", choices=("step", "cosine"), default=None,
+                        help="StepLR per epoch or a per-step cosine to 0 (default: the profile's)")
     parser.add_argument("--sampling", default=None, help="batch kind: in_batch (default in quick) or triplets")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--no-channels-last", action="store_true")
@@ -715,7 +717,7 @@ def cli_train(argv: list[str]) -> int:
     cfg = config_module.load(args.profile, args.seed)
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
-        "lr": args.lr, "sampling": args.sampling}.items() if v is not None}
+        "lr": args.lr, "sampling": args.sampling, "lr_schedule": args.lr_schedule}.items() if v is not None}
     if args.no_amp:
         overrides["amp"] = False
     if args.no_channels_last:
