@@ -1,6 +1,6 @@
 """ASEN++: a global branch that finds the attribute, a local branch that zooms into it.
 
-Introduced in ``notebooks/07_asen_global_local.py``; three seeds by
+Introduced in ``notebooks/07_asen_global_local.py`` (planned); three seeds by
 ``scripts/run_asenpp_seeds.py`` (``results/07_asenpp_seeds.*``).
 
 Paper: J. Dong, Z. Ma, X. Mao, X. Yang, Y. He, R. Hong, S. Ji, *Fine-Grained Fashion
@@ -65,6 +65,7 @@ from .. import cam
 from .backbones import default_backbone, default_weights, make_backbone
 from .base import ConditionalEmbedder
 from .registry import register
+from .released import register_released
 
 __all__ = ["BranchHead", "ASENGlobalLocal", "roi_boxes", "crop_pairs", "default_options", "variant", "stage_runs",
            "train_stages", "attribute_groups", "asenpp_from_released"]
@@ -464,3 +465,7 @@ def asenpp_from_released(state_dict: dict[str, Tensor], num_attributes: int, **o
                          f"shapes {shapes[:5]}, unknown {sorted(set(ours) - set(own))[:5]}")
     model.load_state_dict(ours, strict=False)
     return model.eval()
+
+
+# fgfs_lib.models.load_released(path, "asenpp", num_attributes) reads the authors' checkpoints
+register_released("asenpp")(asenpp_from_released)
