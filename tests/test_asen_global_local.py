@@ -271,3 +271,14 @@ def test_fusion_sweep_from_one_pass_equals_each_score_ranked_on_its_own(data, cf
         alone = evaluate.retrieval_map(agl.variant(model, score=score), data, "test")
         assert sweep[b]["overall"] == pytest.approx(alone["overall"], abs=1e-4), (b, score)
     assert agl.variant(model, score="local").embed_dim == 64 and model.embed_dim == 128
+
+
+def test_load_released_reads_an_asenpp_file(tmp_path):
+    from fgfs_lib.models.released import load_released
+
+    checkpoint, _ = _released_checkpoint(num_attributes=3)
+    torch.save(checkpoint, tmp_path / "asenpp.pth")
+    model = load_released(tmp_path / "asenpp.pth", "asenpp", 3, crop_size=32)
+    direct = agl.asenpp_from_released(checkpoint, 3, crop_size=32)
+    for k, v in direct.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k

@@ -66,6 +66,7 @@ from .backbones import default_backbone, default_weights, make_backbone
 from .base import ConditionalEmbedder
 from .registry import register
 from .released import register_released
+from .released import register_released
 
 __all__ = ["BranchHead", "ASENGlobalLocal", "roi_boxes", "crop_pairs", "default_options", "variant", "stage_runs",
            "train_stages", "attribute_groups", "asenpp_from_released"]
@@ -421,6 +422,7 @@ def _released_key(key: str) -> str | None:
     return None
 
 
+@register_released("asenpp")
 def asenpp_from_released(state_dict: dict[str, Tensor], num_attributes: int, **options: Any) -> ASENGlobalLocal:
     """An :class:`ASENGlobalLocal` holding a released ASEN++ checkpoint's weights.
 
