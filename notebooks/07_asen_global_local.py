@@ -381,10 +381,11 @@ else:
 
 # %% [markdown]
 # **How to read it.** A claim "holds" when it holds on every seed; "most of all on the
-# details" is the `details` entry of the first claim against the other groups. On
-# FashionSynth before its recalibration the details sit at the random level for every
-# method of notebook 06: a local branch can only zoom into a detail the global attention
-# has found, and the ROI IoU of section 6 says whether it has. The numbers above are what
+# details" is the `details` entry of the first claim against the other groups. Compare each
+# group with the random row of section 4 first: a claim about a group the model has not
+# learned (MAP at the random level) says nothing about zooming. A local branch can only zoom
+# into a detail the global attention has found, and the ROI IoU of section 6 says whether
+# it has. The numbers above are what
 # this profile measured; they are not the paper's FashionAI numbers and must not be read as
 # such.
 #
