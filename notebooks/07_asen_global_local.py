@@ -362,14 +362,14 @@ if report is None:
     print("no multi-seed results for this profile: run python scripts/run_asenpp_seeds.py")
 else:
     print(f"seeds {report['seeds']}, device {report['env']['device']}, commit {report['env']['git_commit'][:10]}")
-    summary = report["summary"]
+    summary = report["summary"]["models"]
     for label in ("stage 1 (global only)", "stage 2 global only", "stage 2 local only", "stage 2 fused",
                   "stage 2 w/o alignment, fused"):
         m = summary[label]
         print(f"{label:<30} {m['overall']['mean']:5.1f} ± {m['overall']['std']:.1f}  " + "  ".join(
             f"{g}: {np.mean([m['per_attribute'][n]['mean'] for n in members]):5.1f}"
             for g, members in report["groups"].items()))
-    for c in report["claims"]:
+    for c in report["summary"]["orderings"]:
         d = c["difference"]
         verdict = "holds" if c["seeds_holding"] == c["seeds"] and d["mean"] > 0 else (
             "does not hold" if c["seeds_holding"] == 0 else "is not settled")

@@ -119,13 +119,15 @@ def build_report(per_seed: dict[str, Any], data: Any, profile: str, seeds: list[
     random = evaluate.random_map(data, "test")
     cfg = config.load(profile, seeds[0])
     return {
+        "what": "ASEN++ (notebook 07): stage 1, stage 2 branches and fusion, test MAP per attribute over seeds",
+        "command": "python scripts/run_asenpp_seeds.py --seeds " + " ".join(map(str, seeds)),
         "profile": profile, "seeds": sorted(int(s) for s in per_seed), "requested_seeds": seeds,
         "dataset": {"name": "fashionsynth", "config": getattr(data.meta, "config", None)},
         "config": {"stage_runs": agl.stage_runs(cfg), "model_defaults": {k: v for k, v in agl.default_options(cfg).items()},
                    "torch_threads": threads},
         "env": utils.env_report(cfg), "attribute_names": names, "groups": groups,
         "random": {"overall": random["overall"], **{names[a]: v for a, v in random["per_attribute"].items()}},
-        "per_seed": per_seed, "summary": models, "claims": claim_rows(per_seed, groups),
+        "per_seed": per_seed, "summary": {"models": models, "orderings": claim_rows(per_seed, groups)},
     }
 
 
@@ -144,13 +146,13 @@ def markdown(report: dict[str, Any]) -> str:
         "| random (expected) | " + " | ".join(f"{report['random'][n]:.1f}" for n in names)
         + f" | {report['random']['overall']:.1f} |",
     ]
-    for label, m in report["summary"].items():
+    for label, m in report["summary"]["models"].items():
         lines.append(f"| {label} | " + " | ".join(fmt(m["per_attribute"][n]) for n in names)
                      + f" | **{fmt(m['overall'])}** |")
     groups = list(report["groups"])
     lines += ["", "| paper's claim | seeds where it holds (overall) | difference overall | "
               + " | ".join(f"difference, {g}" for g in groups) + " |", "|---|---|---|" + "---|" * len(groups)]
-    for c in report["claims"]:
+    for c in report["summary"]["orderings"]:
         d = c["difference"]
         cells = [f"{c['difference_by_group'][g]['mean']:+.1f} ± {c['difference_by_group'][g]['std']:.1f}" for g in groups]
         lines.append(f"| {c['claim']} | {c['seeds_holding']}/{c['seeds']} | {d['mean']:+.1f} ± {d['std']:.1f} | "
