@@ -13,6 +13,8 @@ command         what it does                                 implemented in
 ``add-attribute`` a new attribute on a trained model         :mod:`fgfs_lib.new_attribute`
 ==============  ===========================================  ========================
 
+``import-checkpoint`` (:mod:`fgfs_lib.models.released`) converts an authors' checkpoint.
+
 A command registered here needs no error handling of its own (decorate it with
 :func:`command` so that calling it directly behaves the same). :func:`main` turns every
 mistake in the user's input into two lines on stderr and exit status 2::
@@ -44,6 +46,8 @@ COMMANDS = {
     "evaluate": ("fgfs_lib.evaluate", "cli_evaluate", "evaluate a checkpoint, write metrics JSON"),
     "add-attribute": ("fgfs_lib.new_attribute", "cli_add_attribute",
                       "learn a held-out attribute on a trained model, the rest frozen"),
+    "import-checkpoint": ("fgfs_lib.models.released", "cli_import_checkpoint",
+                          "convert an authors' released checkpoint (ASEN, ASEN v2) into an fgfs checkpoint"),
 }
 
 

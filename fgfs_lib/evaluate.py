@@ -4,7 +4,7 @@ Introduced in ``notebooks/05_baselines.py``.
 
 * :func:`embed_pairs` embeds rows ``(image index, attribute, value)`` of a split, running the
   backbone once per distinct image and the conditioned head once per pair.
-* :func:`retrieval_map` is the protocol of ``shared/reference/methods-and-protocols.md`` §4:
+* :func:`retrieval_map` is ASEN's evaluation protocol:
   each query and candidate embedded for its own attribute, candidates ranked per attribute,
   AP over the full ranking, MAP x100 per attribute and query-weighted overall
   (:func:`fgfs_lib.metrics.mean_average_precision`). Cosine models are ranked by cosine
@@ -28,6 +28,17 @@ from . import distributed, utils
 from .cli import command
 
 
+def select_features(feats: Any, index: torch.Tensor) -> Any:
+    """Rows ``index`` of features that may be a tensor or a dict/tuple of tensors."""
+    if isinstance(feats, torch.Tensor):
+        return feats[index]
+    if isinstance(feats, dict):
+        return {k: select_features(v, index) for k, v in feats.items()}
+    if isinstance(feats, (tuple, list)):
+        return type(feats)(select_features(v, index) for v in feats)
+    raise TypeError(f"cannot index features of type {type(feats).__name__}")
+
+
 class NonFiniteEmbeddings(ValueError):
     """The model produced NaN or infinite embeddings; a MAP of them would rank by index."""
 
@@ -38,8 +49,6 @@ def embed_pairs(model: Any, split: Any, pairs: torch.Tensor, batch_size: int = 2
     """``[P, D]`` embeddings (float32, CPU) of ``pairs`` rows ``(image index, attribute, ...)``
     of ``split``; one backbone pass per distinct image. The model is put in eval mode and
     restored to its previous mode afterwards."""
-    from .models.base import select_features
-
     pairs = torch.as_tensor(pairs).long()
     if pairs.dim() != 2 or pairs.shape[1] < 2:
         raise ValueError(f"pairs must be [P, >=2] rows (image index, attribute[, value]), got {tuple(pairs.shape)}")

@@ -78,10 +78,12 @@ def summary(per_seed: list[dict]) -> dict:
 
 
 def markdown(record: dict) -> str:
-    lines = [f"# Notebook 09: manipulation search over {len(record['seeds'])} seeds ({record['profile']} profile)", "",
+    done = [s["seed"] for s in record["per_seed"]]
+    lines = [f"# Notebook 09: manipulation search over {len(done)} of the seeds {record['seeds']} "
+             f"({record['profile']} profile)", "",
              f"Commit {record['commit']}, device {record['device']}, step scale {record['scale']}, "
              f"{record['per_seed'][0]['queries']} test queries (ADDE rule), prototypes from "
-             f"{record['prototype_images'] or 'all'} training images. Percent, mean ± std over seeds {record['seeds']}.", "",
+             f"{record['prototype_images'] or 'all'} training images. Percent, mean ± std over seeds {done}.", "",
              "| method | Top-1 | Top-10 | Top-30 | Top-50 | NDCG@30 (ADDE) |", "|---|---|---|---|---|---|"]
     for label, row in record["summary"]["table"].items():
         t = row["topk_mean"]
