@@ -75,6 +75,7 @@ def usage() -> str:
 INPUT_ERRORS = (ValueError, TypeError, KeyError, LookupError, OSError)
 LOCATION = re.compile(r"^(?P<file>[^\s:]+?)(?::(?P<line>\d+))?: (?P<what>.+)$", re.S)
 DEBUG_HINT = "run again with --debug to see the traceback"
+_debug = False  # set while a command runs with --debug
 
 
 def check_environment() -> None:
@@ -129,9 +130,10 @@ def image_list_line(image: Path, levels: int = 4) -> str | None:
 def _where_in_argv(message: str, argv: list[str]) -> str | None:
     """The option whose value the message names: ``--model nope`` for "unknown model 'nope'"."""
     for k in range(1, len(argv)):
-        if argv[k - 1].startswith("--") and not argv[k].startswith("--") and (
-                repr(argv[k]) in message or f" {argv[k]} " in f" {message} "):
-            return f"argument {argv[k - 1]} {argv[k]}"
+        value = argv[k]  # quoted ('nope') or a path: a bare number could match anything
+        if argv[k - 1].startswith("--") and not value.startswith("--") and (
+                repr(value) in message or ("/" in value and value in message)):
+            return f"argument {argv[k - 1]} {value}"
     return None
 
 
@@ -183,9 +185,11 @@ def format_error(what: str, where: str | None, fix: str | None) -> str:
 
 def run_command(function: Callable[[list[str]], int | None], argv: list[str]) -> int:
     """Run a command function with the course's error style (``--debug``: the traceback)."""
-    debug = "--debug" in argv
+    global _debug
+    debug, outer = _debug or "--debug" in argv, _debug
     argv = [a for a in argv if a != "--debug"]
     try:
+        _debug = debug  # a decorated command called from here sees the flag too
         check_environment()
         return int(function(argv) or 0)
     except KeyboardInterrupt:
@@ -203,6 +207,8 @@ def run_command(function: Callable[[list[str]], int | None], argv: list[str]) ->
             return 1
         print(format_error(*described), file=sys.stderr)
         return 2
+    finally:
+        _debug = outer
 
 
 def command(function: Callable[[list[str]], int | None]) -> Callable[[list[str]], int]:
