@@ -367,6 +367,33 @@ def multilabel_protocol(labels: np.ndarray, rng: np.random.Generator, query_frac
     return rows[is_query[img]], rows[~is_query[img]]
 
 
+def stratified_protocol(labels: np.ndarray, categories: np.ndarray, rng: np.random.Generator,
+                        query_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """FashionSynth's per-attribute protocol: every applicable attribute of an image is a row,
+    and within each category ``query_fraction`` of the images are queries (for all their
+    attributes), the rest candidates. Returns (queries, candidates) [Q, 3].
+
+    Why not :func:`fashionai_protocol`: a FashionAI photo carries one attribute, a FashionSynth
+    image carries three to five, and the greedy one-attribute-per-image assignment fills the
+    attributes that few categories carry first (a coat is taken by coat length and lapel long
+    before sleeve length), so whole categories went missing from an attribute's rows (0 of 438
+    test coats among the sleeve-length rows). No one-attribute assignment can keep every
+    category in proportion: a tee carries sleeve, neckline, colour and pattern, a dress the
+    same plus skirt length, so equal per-attribute shares would leave skirt length no dress.
+    Here each attribute's rows hold every image that carries it, so its categories appear in
+    exactly their proportion, and queries are drawn per category so that holds for the
+    queries too.
+    """
+    categories = np.asarray(categories)
+    is_query = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(categories):
+        members = rng.permutation(np.flatnonzero(categories == c))
+        is_query[members[: int(round(len(members) * query_fraction))]] = True
+    img, attr = np.nonzero(labels >= 0)
+    rows = np.stack([img, attr, labels[img, attr]], 1).astype(np.int64)
+    return rows[is_query[img]], rows[~is_query[img]]
+
+
 def format_pairs(rows: np.ndarray) -> str:
     return "".join(f"{i} {a} {v}\n" for i, a, v in rows.tolist())
 
@@ -396,9 +423,11 @@ def write_meta(root: Path, meta: DatasetMeta, extra: dict[str, Any] | None = Non
 
 def write_folder(root: Path, meta: DatasetMeta, filenames: dict[str, list[str]], labels: dict[str, np.ndarray],
                  seed: int = 0, query_fraction: float = 0.2, protocols: Iterable[str] = PROTOCOLS,
-                 meta_extra: dict[str, Any] | None = None) -> None:
+                 meta_extra: dict[str, Any] | None = None, categories: dict[str, np.ndarray] | None = None) -> None:
     """Write a complete ASEN split folder: meta.json, filenames_*, label_* and the query /
-    candidate files of each protocol (drawn from the valid and test labels with ``seed``)."""
+    candidate files of each protocol (drawn from the valid and test labels with ``seed``).
+    With ``categories`` (per split, FashionSynth) the "fashionai" files follow
+    :func:`stratified_protocol` instead of the one-attribute-per-image assignment."""
     root = Path(root)
     write_meta(root, meta, meta_extra)
     for split in SPLITS:
@@ -406,9 +435,12 @@ def write_folder(root: Path, meta: DatasetMeta, filenames: dict[str, list[str]],
         (root / f"label_{split}.txt").write_text(format_label_lines(labels[split]))
     for k, split in enumerate(EVAL_SPLITS):
         for protocol in protocols:
-            make = fashionai_protocol if protocol == "fashionai" else multilabel_protocol
             rng = np.random.default_rng([seed, 7, k, PROTOCOLS.index(protocol)])
-            queries, candidates = make(labels[split], rng, query_fraction)
+            if protocol == "fashionai" and categories is not None:
+                queries, candidates = stratified_protocol(labels[split], categories[split], rng, query_fraction)
+            else:
+                make = fashionai_protocol if protocol == "fashionai" else multilabel_protocol
+                queries, candidates = make(labels[split], rng, query_fraction)
             qname, cname = pair_file_names(split, protocol)
             (root / qname).write_text(format_pairs(queries))
             (root / cname).write_text(format_pairs(candidates))
@@ -422,4 +454,5 @@ def write_synth_splits(root: Path, split_data: dict[str, dict[str, Any]], config
                        list(synth.CATEGORIES))
     write_folder(root, meta, {s: d["filenames"] for s, d in split_data.items()},
                  {s: d["labels"] for s, d in split_data.items()}, seed=config["seed"],
-                 query_fraction=config["query_fraction"])
+                 query_fraction=config["query_fraction"],
+                 categories={s: d["categories"] for s, d in split_data.items()})
