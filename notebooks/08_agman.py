@@ -339,9 +339,14 @@ seeds_report = json.loads(results_file.read_text()) if results_file.is_file() el
 if seeds_report is not None and seeds_report.get("profile") != cfg.profile:
     print(f"{results_file.name} holds the {seeds_report.get('profile')} profile, not {cfg.profile}: not used")
     seeds_report = None
+same_data = json.loads(json.dumps(data.config, default=str))
+if seeds_report is not None and seeds_report.get("data_config") != same_data:
+    print(f"{results_file.name} was measured on other FashionSynth data (another generator version or preset): "
+          f"not used; re-run `python scripts/run_agman_seeds.py`")
+    seeds_report = None
 multi = {}
 if seeds_report is not None:
-    multi = {c["claim"]: c for c in seeds_report["summary"]["claims"]}
+    multi = {c["claim"]: c for c in seeds_report["summary"]["orderings"]}
     print(f"multi-seed run: seeds {seeds_report['seeds']}, device {seeds_report['env']['device']}, "
           f"commit {seeds_report['env']['git_commit']}, runs {list(seeds_report['summary']['models'])}")
 print(f"{'claim':<44}{'paper':>7}{'live':>7}{'3 seeds (mean ± sd)':>22}{'holds':>7}   verdict")

@@ -84,7 +84,7 @@ def summary(per_seed: dict[str, dict[str, Any]], random: dict[str, float], label
         if diffs:
             claims.append({"claim": f"{better} > {worse}", "seeds_holding": sum(d > 0 for d in diffs),
                            "seeds": len(diffs), "difference": summarise(diffs)})
-    return {"models": models, "claims": claims}
+    return {"models": models, "orderings": claims}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -96,7 +96,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Profile `{report['profile']}`, seeds {report['seeds']}, device `{report['env']['device']}`, "
         f"commit `{report['env']['git_commit']}`, settings {report['settings']}. Test MAP x100 on "
         f"FashionSynth, mean ± sample std over seeds (written by `scripts/run_agman_seeds.py`). "
-        f"The paper's column is its FashionAI overall MAP (Tables 5, 7, 9).",
+        f"The paper's column is its FashionAI overall MAP (Tables 5, 7, 9). FashionSynth data: generator "
+        f"version {report.get('data_config', {}).get('version')}, config {report.get('data_config', {}).get('config_hash')}.",
         "",
         "| run | " + " | ".join(names) + " | overall | paper (FashionAI) |",
         "|---|" + "---|" * (len(names) + 2),
@@ -111,7 +112,7 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{'' if paper is None else f'{paper:.2f}'} |")
     lines += ["", "| the paper's claim | seeds where it holds | difference (mean ± std) | verdict |",
               "|---|---|---|---|"]
-    for c in s["claims"]:
+    for c in s["orderings"]:
         d = c["difference"]
         lines.append(f"| {c['claim']} | {c['seeds_holding']}/{c['seeds']} | {d['mean']:+.1f} ± {d['std']:.1f} "
                      f"| {agman.claim_verdict(c, d['mean'])} |")
