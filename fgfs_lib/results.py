@@ -15,6 +15,8 @@ wrote which file:
     a :func:`summarise` dict (``mean``, ``std``, ``min``, ``max``, ``n``); and
     ``summary.orderings``: the papers' claims, each ``{"claim": "A > B", "seeds_holding",
     "seeds", "difference": summarise(...)}``.
+``manipulation`` reports (notebook 09) add ``summary.table`` (Top-K per method) and
+    ``summary.orderings`` instead.
 
 :func:`load` checks a file against this and names the file and the missing keys when it
 does not fit.
@@ -68,6 +70,8 @@ def _missing(obj: Any, keys: Iterable[str], where: str) -> list[str]:
 def check_report(report: dict[str, Any], path: str | Path = "<report>", kind: str = "retrieval") -> None:
     """Raise ``ValueError`` naming ``path`` and every key the schema needs but ``report`` lacks."""
     missing = _missing(report, HEADER, "") + _missing(report.get("env"), ("git_commit", "device"), "env")
+    if kind == "manipulation":
+        missing += _missing(report.get("summary"), ("table", "orderings"), "summary")
     if kind == "retrieval":
         missing += _missing(report, RETRIEVAL, "")
         summary = report.get("summary", {})
@@ -93,9 +97,20 @@ def load(path: str | Path, kind: str = "retrieval") -> dict[str, Any]:
     return report
 
 
-def load_all(folder: str | Path, pattern: str = "*_seeds.json") -> dict[str, dict[str, Any]]:
-    """Every retrieval report in ``folder`` matching ``pattern``, by file stem."""
-    return {p.stem: load(p) for p in sorted(Path(folder).glob(pattern))}
+def report_kind(report: dict[str, Any]) -> str:
+    """``"manipulation"`` for notebook 09's Top-K reports (``summary.table``), else ``"retrieval"``."""
+    return "manipulation" if "table" in (report.get("summary") or {}) else "retrieval"
+
+
+def load_all(folder: str | Path, pattern: str = "*_seeds.json", kind: str = "retrieval") -> dict[str, dict[str, Any]]:
+    """Every report of ``kind`` in ``folder`` matching ``pattern``, by file stem, each checked."""
+    out = {}
+    for path in sorted(Path(folder).glob(pattern)):
+        report = json.loads(path.read_text())
+        if report_kind(report) == kind:
+            check_report(report, path, kind)
+            out[path.stem] = report
+    return out
 
 
 def method_table(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

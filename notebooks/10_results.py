@@ -138,7 +138,7 @@ for c in results.claims_table(reports):
 fsn_path = RESULTS / "09_fsn_seeds.json"
 if fsn_path.is_file():
     fsn = json.loads(fsn_path.read_text())
-    results.check_report(fsn, fsn_path, kind="other")
+    results.check_report(fsn, fsn_path, kind="manipulation")
     ks = list(next(iter(fsn["summary"]["table"].values()))["topk_mean"])
     print(f"{'method':<28}" + "".join(f" {'top-' + k:>8}" for k in ks))
     for label, row in fsn["summary"]["table"].items():

@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config.load(args.profile)
     if args.prototype_images is None:
         args.prototype_images = cfg.pick(**fsn.PROTOTYPE_IMAGES)
-    record = {"profile": cfg.profile, "seeds": args.seeds, "scale": args.scale, "prototype_images": args.prototype_images,
+    record = {"what": "manipulation search (notebook 09): Top-K of FashionSearchNet and its baselines over seeds",
+              "command": "python scripts/run_fsn_seeds.py --seeds " + " ".join(map(str, args.seeds)),
+              "profile": cfg.profile, "seeds": args.seeds, "scale": args.scale, "prototype_images": args.prototype_images,
               "commit": utils.git_commit(), "device": str(utils.device()), "env": utils.env_report(cfg),
               "settings": fsn.table2_settings(cfg, args.scale), "per_seed": []}
     stem = Path(args.out)
