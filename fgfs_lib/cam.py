@@ -209,16 +209,31 @@ def largest_region(mask: Tensor) -> Tensor:
     return torch.from_numpy(out).reshape(mask.shape).to(mask.device)
 
 
-def fsn_boxes(maps: Tensor, threshold: float = 0.2) -> Tensor:
+def fsn_boxes(maps: Tensor, threshold: float = 0.2, rule: str = "minmax") -> Tensor:
     """FashionSearchNet's box: the largest connected region above ``threshold`` x max.
 
     maps [..., H, W] -> boxes [..., 4] (x0, y0, x1, y1), continuous pixel coordinates.
-    The map is min-max normalised first (see the module notes); a constant map gives the
-    whole frame.
+    ``rule`` says what "above 20% of the maximum" is measured against:
+
+    * ``"minmax"`` (this module's default, notebook 03): the min-max normalised map above
+      ``threshold``, i.e. ``m > min + threshold (max - min)``; a constant map gives the
+      whole frame;
+    * ``"max"`` (the paper's words, FashionSearchNet's default in
+      :mod:`fgfs_lib.models.fashionsearchnet`): the raw map above ``threshold * max``. For
+      a map with negative values this threshold is lower than the min-max one, so boxes
+      are larger; a map whose maximum is not positive has no foreground and gives the
+      whole frame.
     """
     if not 0.0 <= threshold < 1.0:
         raise ValueError(f"threshold must be in [0, 1), got {threshold}")
-    foreground = normalize_maps(maps) > threshold
+    if rule == "minmax":
+        foreground = normalize_maps(maps) > threshold
+    elif rule == "max":
+        _check_finite(maps)
+        peak = maps.flatten(-2).max(dim=-1).values[..., None, None]
+        foreground = (maps > threshold * peak) & (peak > 0)
+    else:
+        raise ValueError(f"rule must be 'minmax' or 'max', got {rule!r}")
     return mask_to_box(largest_region(foreground))
 
 

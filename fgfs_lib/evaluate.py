@@ -4,7 +4,7 @@ Introduced in ``notebooks/05_baselines.py``.
 
 * :func:`embed_pairs` embeds rows ``(image index, attribute, value)`` of a split, running the
   backbone once per distinct image and the conditioned head once per pair.
-* :func:`retrieval_map` is the protocol of ``shared/reference/methods-and-protocols.md`` §4:
+* :func:`retrieval_map` is ASEN's evaluation protocol:
   each query and candidate embedded for its own attribute, candidates ranked per attribute,
   AP over the full ranking, MAP x100 per attribute and query-weighted overall
   (:func:`fgfs_lib.metrics.mean_average_precision`). Cosine models are ranked by cosine
@@ -25,6 +25,22 @@ from typing import Any
 import torch
 
 from . import distributed, utils
+from .cli import command
+
+
+def select_features(feats: Any, index: torch.Tensor) -> Any:
+    """Rows ``index`` of features that may be a tensor or a dict/tuple of tensors."""
+    if isinstance(feats, torch.Tensor):
+        return feats[index]
+    if isinstance(feats, dict):
+        return {k: select_features(v, index) for k, v in feats.items()}
+    if isinstance(feats, (tuple, list)):
+        return type(feats)(select_features(v, index) for v in feats)
+    raise TypeError(f"cannot index features of type {type(feats).__name__}")
+
+
+class NonFiniteEmbeddings(ValueError):
+    """The model produced NaN or infinite embeddings; a MAP of them would rank by index."""
 
 
 @torch.no_grad()
@@ -33,8 +49,6 @@ def embed_pairs(model: Any, split: Any, pairs: torch.Tensor, batch_size: int = 2
     """``[P, D]`` embeddings (float32, CPU) of ``pairs`` rows ``(image index, attribute, ...)``
     of ``split``; one backbone pass per distinct image. The model is put in eval mode and
     restored to its previous mode afterwards."""
-    from .models.base import select_features
-
     pairs = torch.as_tensor(pairs).long()
     if pairs.dim() != 2 or pairs.shape[1] < 2:
         raise ValueError(f"pairs must be [P, >=2] rows (image index, attribute[, value]), got {tuple(pairs.shape)}")
@@ -86,6 +100,10 @@ def retrieval_map(model: Any, data: Any, split: str = "valid", batch_size: int =
     queries = getattr(data, f"{split}_queries")
     candidates = getattr(data, f"{split}_candidates")
     emb = embed_pairs(model, images, torch.cat([queries, candidates]), batch_size=batch_size)
+    bad = int((~torch.isfinite(emb).all(dim=1)).sum()) if emb.numel() else 0
+    if bad:  # NaN scores tie, and ties fall back to index order: the MAP would be meaningless
+        raise NonFiniteEmbeddings(f"{bad} of {len(emb)} embeddings on the {split} split are not finite (NaN or inf): "
+                                  "the model's weights or activations overflowed, so no MAP can be computed")
     q_emb, c_emb = emb[: len(queries)], emb[len(queries):]
     args = (q_emb, queries[:, 1], queries[:, 2], c_emb, candidates[:, 1], candidates[:, 2])
     result = metrics.mean_average_precision(*args, distance=getattr(model, "distance", "cosine"))
@@ -106,10 +124,10 @@ def random_map(data: Any, split: str = "test") -> dict[str, Any]:
     return metrics.expected_random_map(queries[:, 1], queries[:, 2], candidates[:, 1], candidates[:, 2])
 
 
+@command
 def cli_evaluate(argv: list[str]) -> int:
     """``python -m fgfs_lib evaluate --checkpoint FILE [--out FILE] [--split test|valid] [--root DIR]``."""
     from . import config as config_module
-    from . import data as data_module
     from .train import load_model
 
     parser = argparse.ArgumentParser(prog="python -m fgfs_lib evaluate",
@@ -120,23 +138,18 @@ def cli_evaluate(argv: list[str]) -> int:
     parser.add_argument("--root", default=None, help="dataset folder, if not where it was at training")
     args = parser.parse_args(argv)
     checkpoint = Path(args.checkpoint)
-    try:
-        model, ckpt = load_model(checkpoint)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    model, ckpt = load_model(checkpoint)
+    refuse_stopped(ckpt, checkpoint)
     rc = ckpt["run_config"]
     cfg = config_module.load(rc["profile"], rc["seed"])
-    root = args.root or rc["data"]["root"] or None
-    if args.root is None and root is not None and not Path(root).is_dir() and rc["data"]["name"] == "fashionsynth":
-        root = None  # the generated cache moved: generate it again from the profile
-    data = data_module.load(rc["data"]["name"], root=root, cfg=cfg)
-    saved_data = rc["data"].get("config") or {}
-    if saved_data and getattr(data, "config", None) and utils_plain(data.config) != saved_data:
-        print("warning: the dataset's generator config differs from the one the model was trained on",
-              file=sys.stderr)
+    data = training_data(rc, args.root, cfg, checkpoint)
+    refuse_empty(data, args.split)
     t0 = time.perf_counter()
-    result = retrieval_map(model, data, split=args.split)
+    try:
+        result = retrieval_map(model, data, split=args.split)
+    except NonFiniteEmbeddings as error:
+        raise utils.InputError(str(error), checkpoint, "retrain the model (a lower --lr, or --no-amp on a GPU); "
+                                                       "evaluate a checkpoint written before the problem") from None
     names = result["per_attribute_name"]
     report = {
         "split": args.split,
@@ -167,3 +180,88 @@ def utils_plain(obj: Any) -> Any:
     import json
 
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def refuse_stopped(ckpt: dict[str, Any], path: Path) -> None:
+    """A checkpoint of a run stopped for a non-finite loss holds the state before the failure,
+    not a trained model: its embeddings are often NaN, and its MAP would be meaningless."""
+    if ckpt.get("stopped"):
+        best = path.with_name("best.pt")
+        hint = f"evaluate {best} (written before the stop) or " if best.is_file() and best != path else ""
+        raise utils.InputError(f"this checkpoint comes from a run that stopped ({ckpt['stopped']}); "
+                               "its weights are not a trained model", path,
+                               f"{hint}train again into a new --out (e.g. with a lower --lr)")
+
+
+def refuse_empty(data: Any, split: str) -> None:
+    """No MAP without queries and candidates: name the empty file instead of a torch error."""
+    from .data.asen_format import pair_file_names
+
+    files = pair_file_names(split, getattr(data, "protocol", "fashionai"))
+    for kind, fname in zip(("queries", "candidates"), files):
+        if len(getattr(data, f"{split}_{kind}")) == 0:
+            where = f"{Path(data.root) / fname}:1" if getattr(data, "root", None) else fname
+            raise utils.InputError(f"the {split} split has no {kind}", where,
+                                   "restore the file from the dataset's original files, then check the folder "
+                                   "with python -m fgfs_lib verify-data")
+
+
+# what identifies a generated dataset (config.json adds these two, derived from the rest)
+DERIVED_KEYS = ("config_hash", "split_sizes", "root")
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in utils_plain(config).items() if k not in DERIVED_KEYS}
+
+
+def training_data(rc: dict[str, Any], root: str | None, cfg: Any, checkpoint: Path) -> Any:
+    """The dataset the checkpoint was trained on: from ``root`` (or where it was at training),
+    else regenerated from the FashionSynth config the checkpoint recorded. Refuses a dataset
+    whose recorded config differs from the checkpoint's."""
+    from . import data as data_module
+    from .data import verify
+
+    name, saved = rc["data"]["name"], rc["data"].get("config") or {}
+    root = root or rc["data"]["root"] or None
+    if name == "fashionsynth" and (root is None or not Path(root).is_dir()):
+        root = _regenerate_fashionsynth(saved, checkpoint)
+    if root is not None and name in verify.ASEN_DATASETS:
+        for problem in verify.empty_files(Path(root)):
+            raise utils.InputError(problem.reason.split(";")[0], f"{problem.path}:{problem.line}",
+                                   f"restore it, then check the folder: python -m fgfs_lib verify-data "
+                                   f"--dataset {name} --root {root}")
+    data = data_module.load(name, root=root, cfg=cfg)
+    loaded = getattr(data, "config", None) or {}
+    if saved and _identity(loaded) != _identity(saved):
+        lines = [f"{k}: {_identity(saved).get(k)!r} (training) vs {_identity(loaded).get(k)!r} ({root})"
+                 for k in sorted(set(_identity(saved)) | set(_identity(loaded)))
+                 if _identity(saved).get(k) != _identity(loaded).get(k)]
+        raise utils.InputError("the dataset is not the one the model was trained on: " + "; ".join(lines[:6]),
+                               root, "pass --root the folder the model was trained on")
+    return data
+
+
+def _regenerate_fashionsynth(saved: dict[str, Any], checkpoint: Path) -> Path:
+    """Rebuild exactly the FashionSynth the checkpoint recorded (or refuse); returns its folder."""
+    from . import config as config_module
+    from .data import synth
+
+    fix = "pass --root the FashionSynth folder the model was trained on"
+    if not saved.get("profile") or "seed" not in saved:
+        raise utils.InputError("the training dataset folder is gone and the checkpoint records no "
+                               "FashionSynth config to rebuild it from", checkpoint, fix)
+    options = {k: v for k, v in saved.items() if k not in ("dataset", "version", "profile", "seed", *DERIVED_KEYS)}
+    try:
+        expected = synth.synth_config(saved["profile"], saved["seed"], **options)
+    except (TypeError, ValueError) as error:
+        raise utils.InputError(f"cannot rebuild the training dataset: {error}", checkpoint, fix) from None
+    differ = sorted(k for k in set(_identity(expected)) | set(_identity(saved))
+                    if _identity(expected).get(k) != _identity(saved).get(k))
+    if differ:
+        raise utils.InputError(f"cannot rebuild the training dataset: this FashionSynth generator (version "
+                               f"{expected['version']}) differs from the recorded one (version {saved.get('version')}) "
+                               f"in {', '.join(differ)}", checkpoint, fix)
+    print(f"note: the training dataset folder is gone; rebuilding FashionSynth ({saved['profile']}, seed "
+          f"{saved['seed']}) from the config the checkpoint recorded", file=sys.stderr)
+    return synth.ensure_fashionsynth(config_module.load(saved["profile"]), seed=saved["seed"], verbose=False,
+                                     **options)

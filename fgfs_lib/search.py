@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from .metrics import similarity
 
 __all__ = ["Gallery", "SearchResult", "resolve_attribute", "load_query", "embed_image", "embed_gallery", "search"]
 
@@ -220,24 +221,24 @@ def embed_gallery(model: Any, split: Any, attribute: str | int, meta: Any = None
     return Gallery(attribute=a, embeddings=embeddings, indices=indices, values=values)
 
 
-def _scores(model: Any, query: Tensor, gallery: Tensor) -> Tensor:
-    if getattr(model, "distance", "cosine") == "euclidean":
-        return -(gallery - query.unsqueeze(0)).norm(dim=-1)
-    return F.normalize(gallery, dim=-1) @ F.normalize(query, dim=-1)
-
-
 def search(model: Any, image: Any, attribute: str | int, gallery: Any, meta: Any, *, k: int = 8,
            exclude: int | None = None, split: Any = None, batch_size: int = 256) -> SearchResult:
     """Top-``k`` gallery items most similar to ``image`` with respect to ``attribute``.
 
     ``image``: tensor, PIL image or path. ``gallery``: an ImageSplit, or a :class:`Gallery`
     from :func:`embed_gallery` (same attribute), or a tensor [N, D] of embeddings (then the
-    returned indices are row numbers and values are unknown). ``exclude``: a gallery image
+    returned indices are row numbers and values are unknown). An
+    :class:`fgfs_lib.index.AttributeIndex` (any codec) is searched through faiss; it then
+    needs ``split``. ``exclude``: a gallery image
     index to leave out (the query itself, when it belongs to the gallery). ``split``: the
     split whose size and normalisation a PIL or path query is brought to (default: the
     gallery, when it is a split).
     """
+    from .index import AttributeIndex
+
     a = resolve_attribute(meta, attribute)
+    if isinstance(gallery, AttributeIndex):
+        return _search_index(model, image, a, gallery, meta, k=k, exclude=exclude, split=split)
     if split is None and not isinstance(gallery, (Tensor, Gallery)):
         split = gallery
     if isinstance(gallery, Tensor):
@@ -249,19 +250,39 @@ def search(model: Any, image: Any, attribute: str | int, gallery: Any, meta: Any
         raise ValueError(f"the gallery was embedded for {name!r}, not {meta.attribute_names[a]!r}; "
                          f"embed it again with embed_gallery(model, split, {meta.attribute_names[a]!r})")
     query = embed_image(model, image, a, meta, split)
-    scores = _scores(model, query.float().cpu(), gallery.embeddings)
+    scores = similarity(query.float().cpu().unsqueeze(0), gallery.embeddings, getattr(model, "distance", "cosine"))[0]
     if exclude is not None:
         scores = scores.masked_fill(gallery.indices == exclude, float("-inf"))
     k = min(k, int(torch.isfinite(scores).sum()))
     order = torch.sort(scores, descending=True, stable=True).indices[:k]
-    indices = gallery.indices[order]
-    values = [int(v) for v in gallery.values[order]] if gallery.values is not None else [-1] * k
+    values = gallery.values[order] if gallery.values is not None else None
+    return _result(meta, a, gallery.indices[order], scores[order], values)
+
+
+def _search_index(model: Any, image: Any, a: int, index: Any, meta: Any, *, k: int, exclude: int | None,
+                  split: Any) -> SearchResult:
+    """:func:`search` over an :class:`fgfs_lib.index.AttributeIndex` (any codec)."""
+    if split is None:
+        raise ValueError("searching an AttributeIndex with an image needs split= (the gallery's split) "
+                         "to size and normalise the query")
+    query = embed_image(model, image, a, meta, split)
+    scores, rows = index.search_rows(query[None], a, k + (exclude is not None))
+    scores, rows = scores[0], rows[0]
+    ids = index.ids(a)[rows]
+    keep = ids != exclude if exclude is not None else torch.ones_like(ids, dtype=torch.bool)
+    scores, rows, ids = scores[keep][:k], rows[keep][:k], ids[keep][:k]
+    values = index.values(a)
+    return _result(meta, a, ids, scores, values[rows] if values is not None else None)
+
+
+def _result(meta: Any, a: int, indices: Tensor, scores: Tensor, values: Tensor | None) -> SearchResult:
+    values = [int(v) for v in values] if values is not None else [-1] * len(indices)
     names = list(meta.value_names[a])
     value_names = [names[v] if 0 <= v < len(names) else None for v in values]
     known = [v for v in values if v >= 0]
     majority = max(set(known), key=known.count) if known else None
     return SearchResult(
-        attribute=a, attribute_name=meta.attribute_names[a], indices=indices, scores=scores[order],
+        attribute=a, attribute_name=meta.attribute_names[a], indices=indices, scores=scores,
         values=values, value_names=value_names,
         query_value_name=names[majority] if majority is not None else None,
     )

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fgfs_lib import config, train
+from fgfs_lib import config, evaluate, train
 from fgfs_lib.models import asen_global_local as agl
 from fgfs_lib.models.registry import build_model
 
@@ -167,3 +167,107 @@ def test_two_stages_through_the_trainer(data, cfg, tmp_path):
     assert not torch.equal(after2["local_head.feature_fc.weight"], after1["local_head.feature_fc.weight"])
     assert math.isfinite(r2.history[-1]["valid_map"]) and math.isfinite(r1.history[-1]["valid_map"])
     assert stage2.embed_dim == 2 * 64
+
+
+# -- the released checkpoint layout (Maryeon/asenpp) ---------------------------------------------
+
+
+def _released_attnnet(p: dict, V: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The released AttnEmbedding forward, re-stated on the raw tensors of a state dict:
+    conv + tanh, attr_transform1 + tanh, sum over channels / sqrt(common), softmax over
+    positions, x * map summed; attr_transform2 + ReLU, fc1 + ReLU, fc2 + sigmoid gate;
+    feature_fc (unnormalised)."""
+    x = torch.tanh(F.conv2d(V, p["conv.weight"], p["conv.bias"]))
+    a = torch.tanh(F.linear(e, p["attr_transform1.weight"], p["attr_transform1.bias"]))
+    att = (a[:, :, None, None] * x).sum(1, keepdim=True) / x.shape[1] ** 0.5
+    att = torch.softmax(att.flatten(2), dim=2).view(V.shape[0], 1, *V.shape[2:])
+    f = (V * att).flatten(2).sum(2)
+    t = torch.relu(F.linear(e, p["attr_transform2.weight"], p["attr_transform2.bias"]))
+    m = torch.relu(F.linear(torch.cat([f, t], 1), p["fc1.weight"], p["fc1.bias"]))
+    m = torch.sigmoid(F.linear(m, p["fc2.weight"], p["fc2.bias"]))
+    return F.linear(f * m, p["feature_fc.weight"], p["feature_fc.bias"]), att[:, 0]
+
+
+def _released_checkpoint(num_attributes: int, seed: int = 0):
+    """A checkpoint in the released layout with random weights (torchvision's initialisation
+    for the convolutions, random BN statistics): ResNet-50 global and ResNet-34 local
+    backbones cut after layer3, small heads."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    rand = lambda *s: torch.randn(*s, generator=g) * 0.05  # noqa: E731
+    state = {}
+    nets = {"global": torchvision.models.resnet50(weights=None), "local": torchvision.models.resnet34(weights=None)}
+    for branch, net in nets.items():
+        for k, v in net.state_dict().items():
+            if k.startswith(("layer4", "fc")):
+                continue
+            if k.endswith("running_var"):
+                v = 0.5 + torch.rand(v.shape, generator=g)
+            elif k.endswith(("running_mean", "bn1.bias", "bn2.bias", "bn3.bias", "1.bias")):
+                v = rand(*v.shape)
+            state[f"choices.{branch}.basenet.{k}"] = v
+    emb, common, out = 16, {"global": 12, "local": 8}, 10
+    state["choices.global.attrnet.attr_embedding.weight"] = rand(num_attributes, emb) * 20
+    state["choices.local.attrnet.attr_embedding.weight"] = state["choices.global.attrnet.attr_embedding.weight"]
+    for branch, c in (("global", 1024), ("local", 256)):
+        d = common[branch]
+        shapes = {"conv.weight": (d, c, 1, 1), "conv.bias": (d,), "attr_transform1.weight": (d, emb),
+                  "attr_transform1.bias": (d,), "attr_transform2.weight": (emb, emb), "attr_transform2.bias": (emb,),
+                  "fc1.weight": (c // 2, c + emb), "fc1.bias": (c // 2,), "fc2.weight": (c, c // 2),
+                  "fc2.bias": (c,), "feature_fc.weight": (out, c), "feature_fc.bias": (out,)}
+        for k, s in shapes.items():
+            state[f"choices.{branch}.attnnet.{k}"] = rand(*s) * 10
+    return {"model": state, "epoch": 3}, nets
+
+
+def test_released_asenpp_checkpoint_gives_the_released_forward():
+    checkpoint, nets = _released_checkpoint(num_attributes=3)
+    model = agl.asenpp_from_released(checkpoint, num_attributes=3, crop_size=32)
+    state = checkpoint["model"]
+    assert (model.global_backbone.name, model.local_backbone.name) == ("resnet50", "resnet34")
+    assert model.embed_dim == 20 and model.threshold == 0.1
+    g = torch.Generator().manual_seed(1)
+    images, crops = torch.randn(2, 3, 64, 64, generator=g), torch.randn(2, 3, 32, 32, generator=g)
+    attributes = torch.tensor([2, 0])
+    with torch.no_grad():
+        for branch, x, ours_backbone, ours_head in (("global", images, model.global_backbone, model.global_head),
+                                                    ("local", crops, model.local_backbone, model.local_head)):
+            net = nets[branch]
+            net.load_state_dict({k.removeprefix(f"choices.{branch}.basenet."): v for k, v in state.items()
+                                 if k.startswith(f"choices.{branch}.basenet.")}, strict=False)
+            net.eval()
+            V = net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(x)))))))
+            e = state["choices.global.attrnet.attr_embedding.weight"][attributes]
+            p = {k.removeprefix(f"choices.{branch}.attnnet."): v for k, v in state.items()
+                 if k.startswith(f"choices.{branch}.attnnet.")}
+            expected, expected_map = _released_attnnet(p, V, e)
+            ours, ours_map = ours_head(ours_backbone(x), model.attribute_embedding(attributes))
+            torch.testing.assert_close(ours_map, expected_map, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(ours, F.normalize(expected, dim=-1), atol=1e-5, rtol=1e-4)
+            assert expected_map.std() > 1e-3  # the maps are not uniform: the check can fail
+        fused = model.embed(images, attributes)
+    assert fused.shape == (2, 20) and torch.allclose(fused.norm(dim=1), torch.ones(2))
+
+
+def test_released_asenpp_checkpoint_that_does_not_fit_is_refused_with_the_keys():
+    checkpoint, _ = _released_checkpoint(num_attributes=3)
+    with pytest.raises(ValueError, match="embeds 3 attributes, not 4"):
+        agl.asenpp_from_released(checkpoint, num_attributes=4)
+    broken = {k: v for k, v in checkpoint["model"].items() if k != "choices.local.attnnet.fc1.weight"}
+    with pytest.raises(ValueError, match="local_head.fc1.weight"):
+        agl.asenpp_from_released(broken, num_attributes=3)
+    with pytest.raises(ValueError, match="not an ASEN\\+\\+ checkpoint"):
+        agl.asenpp_from_released({"state_dict": {}}, num_attributes=3)
+    stage1 = {k: v for k, v in checkpoint["model"].items() if not k.startswith("choices.local.")}
+    assert agl.asenpp_from_released(stage1, num_attributes=3).stage == "global"
+
+
+def test_fusion_sweep_from_one_pass_equals_each_score_ranked_on_its_own(data, cfg):
+    model = _model(data, cfg)
+    sweep = agl.fusion_maps(model, data, "test", fusions=(0.0, 0.6, 1.0))
+    for b, score in ((0.0, "local"), (0.6, "fused"), (1.0, "global")):
+        alone = evaluate.retrieval_map(agl.variant(model, score=score), data, "test")
+        assert sweep[b]["overall"] == pytest.approx(alone["overall"], abs=1e-4), (b, score)
+    assert agl.variant(model, score="local").embed_dim == 64 and model.embed_dim == 128

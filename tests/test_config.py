@@ -100,13 +100,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
 
-def test_atomic_directory_replaces_whole(tmp_path):
+def test_atomic_directory_replaces_only_its_own_files(tmp_path):
     target = tmp_path / "ds"
-    with utils.atomic_path(target, directory=True) as tmp:
+    with utils.atomic_path(target, directory=True, command="make-data") as tmp:
         (tmp / "a.txt").write_text("1")
-    with utils.atomic_path(target, directory=True) as tmp:
+    (target / "notes.txt").write_text("the user's")
+    with utils.atomic_path(target, directory=True, command="make-data") as tmp:
         (tmp / "b.txt").write_text("2")
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [utils.MANIFEST, "b.txt", "notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 

@@ -7,9 +7,14 @@ Introduced in ``notebooks/01_datasets.py``.
     ``regions/`` and ``cache/`` below it (without ``--out``: the cache folder that
     ``fgfs_lib.data.load`` uses).
 ``python -m fgfs_lib verify-data --dataset NAME --root DIR [--write-clean OUT]``
-    reports every missing, unreadable or corrupt image and every malformed label line as
-    ``file:line: reason``; exits 1 when there are problems; ``--write-clean`` writes split
-    files without them into OUT.
+    reports every missing, unreadable or corrupt image, every malformed, empty or
+    contradictory split file as ``file:line: reason``; exits 1 when there are problems;
+    ``--write-clean`` writes split files without them into OUT (a new folder outside the
+    dataset; an earlier cleaned output is replaced, anything else refused without
+    ``--overwrite``).
+
+Both write through :func:`fgfs_lib.utils.atomic_path`: nothing is deleted that fgfs did not
+write. Errors reach the user through :func:`fgfs_lib.cli.main` (``error: ... (file:line)``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli import command
+from ..utils import check_output_dir
 
+
+@command
 def make_data(argv: list[str]) -> int:
     from .. import config as config_module
     from . import DATASETS, synth
@@ -37,6 +46,9 @@ def make_data(argv: list[str]) -> int:
     parser.add_argument("--detail-scale", type=float, default=None, help="size of local details (preset's default)")
     parser.add_argument("--clutter", type=float, default=None, help="background clutter and objects (1 = default)")
     parser.add_argument("--processes", type=int, default=None, help="worker processes (output does not depend on it)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --out that make-data did not write (only files of the "
+                             "same name are replaced)")
     parser.add_argument("--dataset", default="fashionsynth", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.dataset != "fashionsynth":
@@ -48,21 +60,19 @@ def make_data(argv: list[str]) -> int:
                "clutter": args.clutter, "preset": args.preset}
     options = {k: v for k, v in options.items() if v is not None}
     t0 = time.perf_counter()
-    try:
-        if args.out is None:
-            folder = synth.ensure_fashionsynth(cfg, seed=args.seed, processes=args.processes, verbose=False, **options)
-        else:
-            folder = synth.make_fashionsynth(args.out, profile=cfg.profile, seed=args.seed, processes=args.processes,
-                                             **options)
-    except (ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.out is None:
+        folder = synth.ensure_fashionsynth(cfg, seed=args.seed, processes=args.processes, verbose=False, **options)
+    else:
+        check_output_dir(args.out, "make-data", args.overwrite)  # before generating, not after
+        folder = synth.make_fashionsynth(args.out, profile=cfg.profile, seed=args.seed, processes=args.processes,
+                                         overwrite=args.overwrite, **options)
     config = (folder / "config.json").read_text()
     print(f"FashionSynth ({cfg.profile}, seed {args.seed}) written to {folder} in {time.perf_counter() - t0:.1f} s")
     print(config.strip())
     return 0
 
 
+@command
 def verify_data(argv: list[str]) -> int:
     from . import DATASETS
     from . import verify as verify_module
@@ -75,22 +85,19 @@ def verify_data(argv: list[str]) -> int:
     parser.add_argument("--root", required=True, type=Path, help="the dataset folder")
     parser.add_argument("--write-clean", type=Path, default=None, metavar="OUT",
                         help="write split files without the bad images and lines into OUT")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write the cleaned files into a non-empty OUT that verify-data did not write")
     parser.add_argument("--no-decode", action="store_true", help="only check that images exist (faster)")
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default="fashionai")
     parser.add_argument("--limit", type=int, default=50, help="print at most this many problems")
     args = parser.parse_args(argv)
-    try:
-        report = verify_module.verify(args.dataset, args.root, decode=not args.no_decode, protocol=args.protocol)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.write_clean is not None:  # refuse a bad target before the (long) check
+        verify_module.check_clean_target(args.root, args.write_clean)
+        check_output_dir(args.write_clean, verify_module.CLEAN_COMMAND, args.overwrite)
+    report = verify_module.verify(args.dataset, args.root, decode=not args.no_decode, protocol=args.protocol)
     print(report.format(args.limit))
     if args.write_clean is not None:
-        try:
-            out = verify_module.write_clean(report, args.write_clean)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        out = verify_module.write_clean(report, args.write_clean, overwrite=args.overwrite)
         dropped = verify_module.count_images(report)
         print(f"cleaned split files written to {out} ({dropped} image(s) left out); "
               f"load it with fgfs_lib.data.load({args.dataset!r}, root={str(out)!r})")

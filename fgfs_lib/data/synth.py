@@ -128,7 +128,6 @@ so the same reader loads synthetic and real data. Entry points:
 from __future__ import annotations
 
 import colorsys
-import hashlib
 import json
 import math
 import multiprocessing
@@ -249,8 +248,9 @@ def synth_config(profile: str = "quick", seed: int = 0, **overrides: Any) -> dic
 
 def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of the configuration (names the cache folder)."""
-    text = json.dumps(config, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    from ..config import stable_hash
+
+    return stable_hash(config)
 
 
 # ----------------------------------------------------------------------------------------
@@ -855,12 +855,15 @@ def default_processes() -> int:
 
 def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: int = 0,
                       num_images: int | None = None, image_size: int | None = None,
-                      processes: int | None = None, verbose: bool = False, **options: Any) -> Path:
+                      processes: int | None = None, verbose: bool = False, overwrite: bool = False,
+                      **options: Any) -> Path:
     """Generate FashionSynth into ``out_dir`` (replaced atomically); return the folder.
 
     ``options`` override the profile's settings (``detail_scale``, ``clutter``,
     ``scale_range``, ``max_rotation``, ``valid_fraction``, ``test_fraction``,
     ``query_fraction``). ``processes`` does not change the output, only the speed.
+    A non-empty ``out_dir`` that is not an earlier ``make-data`` output is refused unless
+    ``overwrite`` (:func:`fgfs_lib.utils.atomic_path`: only what fgfs writes is replaced).
     """
     from ..utils import atomic_path, progress
     from . import asen_format
@@ -871,8 +874,7 @@ def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: 
     categories, labels = sample_labels(config["num_images"], config["seed"])
     sizes = split_sizes(config)
     processes = processes or default_processes()
-    with atomic_path(out_dir, directory=True) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is meant to be shared
+    with atomic_path(out_dir, directory=True, command="make-data", overwrite=overwrite) as tmp:
         offsets = {}
         start = 0
         for split, n in sizes.items():

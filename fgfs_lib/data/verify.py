@@ -24,6 +24,7 @@ from . import asen_format, shopping100k, zappos
 from .asen_format import Problem, read_lines
 
 ASEN_DATASETS = ("fashionsynth", "fashionai", "darn", "deepfashion")
+CLEAN_COMMAND = "verify-data --write-clean"  # recorded in the cleaned folder's manifest
 
 
 @dataclasses.dataclass
@@ -102,6 +103,44 @@ def expected_files(dataset: str) -> list[str]:
     return ["attr_num.txt", "imgs_train.txt", "labels_train.txt", "imgs_test.txt", "labels_test.txt"]
 
 
+def empty_files(root: Path, protocol: str = "fashionai") -> list[Problem]:
+    """An ASEN split file that exists but holds no line: an empty split, which the readers
+    accept and evaluation cannot use (MAP needs queries and candidates)."""
+    names = [f"filenames_{s}.txt" for s in asen_format.SPLITS] + ["label_train.txt"]
+    names += [f for s in asen_format.EVAL_SPLITS for f in asen_format.pair_file_names(s, protocol)]
+    problems = []
+    for name in names:
+        path = root / name
+        if path.is_file() and not any(line.strip() for line in read_lines(path)):
+            problems.append(Problem(path, 1, "the file is empty (a split needs at least one line); "
+                                             "restore it from the dataset's original files", "format"))
+    return problems
+
+
+def contradictions(contents: asen_format.FolderContents, protocol: str = "fashionai") -> list[Problem]:
+    """Query and candidate lines whose value differs from the image's value in ``label_<split>.txt``."""
+    problems = []
+    for split in asen_format.EVAL_SPLITS:
+        label_path = contents.root / f"label_{split}.txt"
+        labels = contents.labels.get(split)
+        if not label_path.is_file() or labels is None:
+            continue
+        for fname in asen_format.pair_file_names(split, protocol):
+            path = contents.root / fname
+            if not path.is_file():
+                continue
+            for k, line in enumerate(read_lines(path), 1):
+                values = asen_format._ints(line.split())
+                if not values or len(values) < 3 or len(values) % 2 == 0 or not 0 <= values[0] < len(labels):
+                    continue  # malformed lines are reported by the reader
+                for a, v in zip(values[1::2], values[2::2]):
+                    known = int(labels[values[0], a]) if 0 <= a < labels.shape[1] else -1
+                    if known >= 0 and known != v:
+                        problems.append(Problem(path, k, f"image {values[0]} attribute {a}: value {v} contradicts "
+                                                         f"{label_path.name} (value {known}); fix one of the two"))
+    return problems
+
+
 def verify(dataset: str, root: str | Path, decode: bool = True, protocol: str = "fashionai") -> VerifyReport:
     """Check every label file and every image of a dataset folder."""
     from . import check_name
@@ -110,7 +149,11 @@ def verify(dataset: str, root: str | Path, decode: bool = True, protocol: str = 
     root = Path(root)
     asen_format.check_root(root, dataset, expected_files(dataset))
     if dataset in ASEN_DATASETS:
-        problems = list(asen_format.read_folder(root, protocol).problems)
+        contents = asen_format.read_folder(root, protocol)
+        problems = list(contents.problems)
+        problems += empty_files(root, protocol)
+        if contents.meta is not None:
+            problems += contradictions(contents, protocol)
     elif dataset == "zappos50k":
         problems = list(zappos.read_zappos(root)[2])
     else:
@@ -155,15 +198,33 @@ def _clean_pair_file(src: Path, dst: Path, remap: dict[int, int], meta, triples:
     return dropped
 
 
-def write_clean(report: VerifyReport, out_dir: str | Path) -> Path:
-    """Write the cleaned split files of ``report``'s dataset into ``out_dir`` (atomically)."""
+def check_clean_target(root: Path, out_dir: Path) -> None:
+    """Refuse a ``--write-clean`` folder that is the dataset, holds it, or lies inside it."""
+    from ..utils import InputError
+
+    root_abs, out_abs = Path(root).resolve(), Path(out_dir).resolve()
+    if out_abs == root_abs or out_abs in root_abs.parents:
+        raise InputError(f"--write-clean {out_dir} is or contains the dataset folder {root}; refusing to write there",
+                         out_dir, "give a new folder beside the dataset, e.g. --write-clean "
+                                  f"{root_abs.parent / (root_abs.name + '_clean')}")
+    if root_abs in out_abs.parents:
+        raise InputError(f"--write-clean {out_dir} lies inside the dataset folder {root}; refusing to write there",
+                         out_dir, f"give a folder outside {root}, e.g. {root_abs.parent / (root_abs.name + '_clean')}")
+
+
+def write_clean(report: VerifyReport, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write the cleaned split files of ``report``'s dataset into ``out_dir`` (atomically).
+
+    ``out_dir`` must lie outside the dataset folder and not contain it; a non-empty folder that
+    is not an earlier cleaned output is refused unless ``overwrite``
+    (:func:`fgfs_lib.utils.atomic_path`). Nothing else is ever deleted.
+    """
     from ..utils import atomic_path
 
     root, out_dir = report.root, Path(out_dir)
-    if out_dir.resolve() == root.resolve():
-        raise ValueError(f"--write-clean needs a new folder, not the dataset folder itself ({root})")
+    check_clean_target(root, out_dir)
     lists = image_lists(report.dataset, root, [])
-    with atomic_path(out_dir, directory=True) as tmp:
+    with atomic_path(out_dir, directory=True, command=CLEAN_COMMAND, overwrite=overwrite) as tmp:
         rel_root = _rel(root, out_dir)
         if report.dataset in ASEN_DATASETS:
             meta = asen_format.read_meta(root, [], report.dataset)

@@ -1,6 +1,7 @@
 """ASEN++: a global branch that finds the attribute, a local branch that zooms into it.
 
-Introduced in ``notebooks/07_asen_global_local.py`` (planned; the library comes first).
+Introduced in ``notebooks/07_asen_global_local.py`` (planned); three seeds by
+``scripts/run_asenpp_seeds.py`` (``results/07_asenpp_seeds.*``).
 
 Paper: J. Dong, Z. Ma, X. Mao, X. Yang, Y. He, R. Hong, S. Ji, *Fine-Grained Fashion
 Similarity Prediction by Attribute-Specific Embedding Learning*, IEEE TIP 2021 (the journal
@@ -51,7 +52,9 @@ triplet uses.
 
 from __future__ import annotations
 
+import copy
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -62,8 +65,10 @@ from .. import cam
 from .backbones import default_backbone, default_weights, make_backbone
 from .base import ConditionalEmbedder
 from .registry import register
+from .released import register_released
 
-__all__ = ["BranchHead", "ASENGlobalLocal", "roi_boxes", "crop_pairs", "default_options"]
+__all__ = ["BranchHead", "ASENGlobalLocal", "roi_boxes", "crop_pairs", "default_options", "variant", "stage_runs",
+           "train_stages", "attribute_groups", "asenpp_from_released"]
 
 STAGES = ("global", "both")
 SCORES = ("fused", "global", "local")
@@ -272,3 +277,195 @@ def _build_asenpp(meta: Any, cfg: Any = None, **options: Any) -> ASENGlobalLocal
 def _build_asenpp_global(meta: Any, cfg: Any = None, **options: Any) -> ASENGlobalLocal:
     """Stage 1: the global branch alone."""
     return build(meta, cfg, **{**options, "stage": "global"})
+
+
+# ------------------------------------------------------------------------------------------
+# The runs of notebook 07 and scripts/run_asenpp_seeds.py: one definition, so that the notebook,
+# the multi-seed script and train_or_load's checkpoint cache agree.
+# ------------------------------------------------------------------------------------------
+
+
+def variant(model: ASENGlobalLocal, *, score: str | None = None, fusion: float | None = None,
+            threshold: float | None = None) -> ASENGlobalLocal:
+    """A copy of a trained stage-2 ``model`` that ranks with another score (``"global"``,
+    ``"local"``, ``"fused"``), fusion weight or ROI threshold: the test-time ablations, no
+    retraining."""
+    out = copy.deepcopy(model)
+    if score is not None:
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        out.score = score
+    out.fusion = out.fusion if fusion is None else float(fusion)
+    out.threshold = out.threshold if threshold is None else float(threshold)
+    single = model.global_head.feature_fc.out_features
+    out.embed_dim = 2 * single if out.score == "fused" else single
+    return out
+
+
+def stage_runs(cfg: Any = None) -> dict[str, dict[str, Any]]:
+    """Label -> :func:`fgfs_lib.train.train_or_load` arguments. Stage-2 runs get ``init_from``
+    (the stage-1 checkpoint) from :func:`train_stages`.
+
+    Quick: stage 1 for 2 epochs of the profile's default steps (half the budget of notebook
+    06's ASEN: what a shared CPU trained before the deadline of the run that introduced it);
+    stage 2 for one epoch of 75 in-batch steps at lr 1e-3 (local) / 1e-4 (global). Full: stage 1 the
+    papers' ASEN schedule; stage 2 as released for FashionAI: 20 epochs, StepLR(1, 0.9),
+    lr 1e-4 (local) / 1e-5 (global)."""
+    from ..config import load
+
+    cfg = cfg if cfg is not None else load()
+    stage2 = cfg.pick(quick=dict(epochs=1), full=dict(epochs=20, lr=1e-4, lr_step=1, lr_gamma=0.9))
+    return {
+        "stage 1 (global only)": {"model_name": "asenpp_global", **cfg.pick(quick=dict(epochs=2), full={})},
+        "stage 2": {"model_name": "asenpp", **stage2},
+        "stage 2 w/o alignment": {"model_name": "asenpp", "model_options": {"align_weight": 0.0}, **stage2},
+    }
+
+
+def train_stages(data: Any, cfg: Any = None, labels: list[str] | None = None, verbose: bool = True
+                 ) -> dict[str, Any]:
+    """Train (or load, through ``train_or_load``) stage 1, then each stage-2 run of
+    :func:`stage_runs` started from stage 1's best checkpoint. Returns label -> TrainResult."""
+    from ..config import load
+    from ..train import train_or_load
+
+    cfg = cfg if cfg is not None else load()
+    runs = stage_runs(cfg)
+    labels = labels if labels is not None else list(runs)
+    first = "stage 1 (global only)"
+    spec = dict(runs[first])
+    results = {first: train_or_load(spec.pop("model_name"), data, cfg, verbose=verbose, **spec)}
+    init = str(Path(results[first].checkpoint_dir) / "best.pt")
+    for label in labels:
+        if label != first:
+            spec = dict(runs[label])
+            results[label] = train_or_load(spec.pop("model_name"), data, cfg, verbose=verbose, init_from=init, **spec)
+    return results
+
+
+def attribute_groups(attribute_names: list[str]) -> dict[str, list[int]]:
+    """FashionSynth's (and FashionAI's) attributes by the size of their region: ``lengths``
+    (``*_length``: a hem or a cuff), ``details`` (``*_design``: a small patch at the neck) and
+    ``whole garment`` (the rest: colour, pattern)."""
+    groups: dict[str, list[int]] = {"lengths": [], "details": [], "whole garment": []}
+    for a, name in enumerate(attribute_names):
+        key = "lengths" if name.endswith("length") else "details" if name.endswith("design") else "whole garment"
+        groups[key].append(a)
+    return groups
+
+
+FUSIONS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # weight of the global cosine; 1.0 = global only, 0.0 = local only
+
+
+def fusion_maps(model: ASENGlobalLocal, data: Any, split: str = "test", fusions: tuple[float, ...] = FUSIONS,
+                threshold: float | None = None) -> dict[float, dict[str, Any]]:
+    """Test MAP of a stage-2 ``model`` for each fusion weight ``b`` (score ``b cos_g + (1-b)
+    cos_l``), from one embedding pass per branch: fusion -> the result of
+    :func:`fgfs_lib.metrics.mean_average_precision` (with ``per_attribute_name``)."""
+    from .. import evaluate, metrics
+
+    queries, candidates = getattr(data, f"{split}_queries"), getattr(data, f"{split}_candidates")
+    pairs = torch.cat([queries, candidates])
+    # one pass: the fused embedding at fusion 0.5 is [g, l] / sqrt(2); both branches come out of it
+    both = evaluate.embed_pairs(variant(model, score="fused", fusion=0.5, threshold=threshold), getattr(data, split),
+                                pairs) * math.sqrt(2.0)
+    parts = dict(zip(("global", "local"), both.chunk(2, dim=1)))
+    names = list(data.meta.attribute_names)
+    out = {}
+    for b in fusions:
+        emb = torch.cat([math.sqrt(b) * parts["global"], math.sqrt(1.0 - b) * parts["local"]], dim=1)
+        q, c = emb[: len(queries)], emb[len(queries):]
+        result = metrics.mean_average_precision(q, queries[:, 1], queries[:, 2], c, candidates[:, 1], candidates[:, 2])
+        result["per_attribute_name"] = {names[a]: v for a, v in result["per_attribute"].items()}
+        out[float(b)] = result
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# The authors' released checkpoints (Maryeon/asenpp): {'model': state_dict, ...} with keys
+#   choices.{global,local}.attrnet.attr_embedding.weight   (one module: the same tensor twice)
+#   choices.{global,local}.basenet.{conv1,bn1,layer1..layer3}.*   (torchvision ResNet names)
+#   choices.{global,local}.attnnet.{conv,attr_transform1,attr_transform2,fc1,fc2,feature_fc}.*
+# Their forward returns the unnormalised feature_fc output; evaluation L2-normalises it, as
+# BranchHead does, so the rankings are the same.
+# ------------------------------------------------------------------------------------------
+
+_RELEASED_BRANCHES = {"global": ("global_backbone", "global_head"), "local": ("local_backbone", "local_head")}
+
+
+def _released_resnet(state: dict[str, Tensor], prefix: str) -> str:
+    """Which torchvision ResNet a released ``basenet`` is (bottlenecks: resnet50; else by depth)."""
+    if f"{prefix}layer1.0.conv3.weight" in state:
+        return "resnet50"
+    return "resnet34" if f"{prefix}layer1.2.conv1.weight" in state else "resnet18"
+
+
+def _released_key(key: str) -> str | None:
+    """Our name for a released key (None: a key with no counterpart, e.g. a ResNet ``fc``)."""
+    parts = key.split(".")
+    if len(parts) < 4 or parts[0] != "choices" or parts[1] not in _RELEASED_BRANCHES:
+        return None
+    backbone, head = _RELEASED_BRANCHES[parts[1]]
+    module, rest = parts[2], ".".join(parts[3:])
+    if module == "attrnet":
+        return "attribute_embedding." + rest.removeprefix("attr_embedding.")
+    if module == "attnnet":
+        return f"{head}.{rest}"
+    if module == "basenet":
+        stem = {"conv1": "stages.stem.0", "bn1": "stages.stem.1"}
+        first, _, tail = rest.partition(".")
+        if first in stem:
+            return f"{backbone}.{stem[first]}.{tail}"
+        if first in ("layer1", "layer2", "layer3"):
+            return f"{backbone}.stages.{rest}"
+    return None
+
+
+def asenpp_from_released(state_dict: dict[str, Tensor], num_attributes: int, **options: Any) -> ASENGlobalLocal:
+    """An :class:`ASENGlobalLocal` holding a released ASEN++ checkpoint's weights.
+
+    ``state_dict``: the checkpoint's ``'model'`` entry (or the whole checkpoint; a DDP
+    ``module.`` prefix is dropped). Backbones and layer sizes are read from the tensors;
+    ``options`` set the rest (``crop_size``, ``threshold``, ``score``, ``fusion``). A
+    checkpoint without ``choices.local`` gives a stage-1 model. Raises ``ValueError`` naming
+    the keys that do not fit."""
+    state = state_dict.get("model", state_dict) if isinstance(state_dict, dict) else state_dict
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    embedding = state.get("choices.global.attrnet.attr_embedding.weight")
+    if embedding is None:
+        raise ValueError("not an ASEN++ checkpoint: no 'choices.global.attrnet.attr_embedding.weight' "
+                         "(expected the layout of Maryeon/asenpp: choices.global.* / choices.local.*)")
+    if embedding.shape[0] != num_attributes:
+        raise ValueError(f"the checkpoint embeds {embedding.shape[0]} attributes, not {num_attributes}")
+    has_local = "choices.local.attnnet.feature_fc.weight" in state
+    sizes = dict(
+        backbone=_released_resnet(state, "choices.global.basenet."),
+        local_backbone=_released_resnet(state, "choices.local.basenet.") if has_local else "resnet34",
+        attribute_dim=embedding.shape[1],
+        global_common=state["choices.global.attnnet.conv.weight"].shape[0],
+        embed_dim=state["choices.global.attnnet.feature_fc.weight"].shape[0],
+        stage="both" if has_local else "global",
+        crop_size=112, threshold=0.1,
+    )
+    if has_local:
+        sizes["local_common"] = state["choices.local.attnnet.conv.weight"].shape[0]
+    model = ASENGlobalLocal(num_attributes, **{**sizes, **options})
+    ours = {}
+    for key, value in state.items():
+        name = _released_key(key)
+        if name is not None:
+            ours[name] = value
+    own = model.state_dict()
+    expected = {k for k in own if has_local or not k.startswith("local_")}
+    missing = sorted(expected - set(ours) - {k for k in own if k.endswith("num_batches_tracked")})
+    shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in ours.items()
+              if k in own and v.shape != own[k].shape]
+    if missing or shapes or set(ours) - set(own):
+        raise ValueError(f"released ASEN++ checkpoint does not fit: missing {missing[:5]}, "
+                         f"shapes {shapes[:5]}, unknown {sorted(set(ours) - set(own))[:5]}")
+    model.load_state_dict(ours, strict=False)
+    return model.eval()
+
+
+# fgfs_lib.models.load_released(path, "asenpp", num_attributes) reads the authors' checkpoints
+register_released("asenpp")(asenpp_from_released)

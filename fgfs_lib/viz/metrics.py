@@ -122,3 +122,23 @@ def curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def size_tradeoff(rows: Sequence[Mapping], title: str = "index size against test MAP") -> Figure:
+    """Scatter of ``bytes_per_image`` (log scale) against ``map``, one marker per method,
+    each point labelled with its ``codec`` (rows as written by ``scripts/index_tradeoff.py``)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    markers = {}
+    for row in rows:
+        marker = markers.setdefault(row["method"], "os^Dv"[len(markers) % 5])
+        ax.scatter(row["bytes_per_image"], row["map"], marker=marker, color=f"C{list(markers).index(row['method'])}",
+                   label=row["method"] if sum(r["method"] == row["method"] for r in rows[: rows.index(row) + 1]) == 1 else None)
+        ax.annotate(row["codec"], (row["bytes_per_image"], row["map"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes per gallery image (all attributes)")
+    ax.set_ylabel("test MAP")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,124 @@
+"""The committed results (``results/*.json``): one schema, read into one table.
+
+Introduced in ``notebooks/10_results.py`` (planned).
+
+Every multi-seed script writes a JSON report with the same header and, for retrieval, the
+same summary, so notebook 10 can put every method in one table without knowing which script
+wrote which file:
+
+``header`` (every report)
+    ``what`` (one line), ``command``, ``profile``, ``seeds`` (list), ``env`` (from
+    :func:`fgfs_lib.utils.env_report`: ``git_commit``, ``device``, versions).
+``retrieval`` reports (``results/NN_*_seeds.json`` of notebooks 06-08) add
+    ``attribute_names``; ``random`` (``{attribute name: MAP, "overall": MAP}``, the analytic
+    expectation); ``summary.models[label]`` with ``overall`` and ``per_attribute[name]``, each
+    a :func:`summarise` dict (``mean``, ``std``, ``min``, ``max``, ``n``); and
+    ``summary.orderings``: the papers' claims, each ``{"claim": "A > B", "seeds_holding",
+    "seeds", "difference": summarise(...)}``.
+
+:func:`load` checks a file against this and names the file and the missing keys when it
+does not fit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["PUBLISHED_FASHIONAI", "HEADER", "summarise", "check_report", "load", "load_all", "method_table", "claims_table"]
+
+# FashionAI test MAP as published, by our method labels: the ASEN poster's Table 2 and the
+# AG-MAN paper's comparison (each paper re-ran its own baselines), and the best result with
+# public code after the seeds (RPF, SIGIR 2023).
+PUBLISHED_FASHIONAI: dict[str, dict[str, float]] = {
+    "random": {"ASEN poster": 15.79},
+    "triplet network": {"ASEN poster": 38.52},
+    "CSN": {"ASEN poster": 53.52, "AG-MAN paper": 50.80},
+    "ASEN w/o ASA": {"ASEN poster": 56.35},
+    "ASEN w/o ACA": {"ASEN poster": 50.87},
+    "ASEN": {"ASEN poster": 61.02},
+    "ASENet_V2": {"AG-MAN paper": 60.76},
+    "AG-MAN": {"AG-MAN paper": 62.88},
+    "RPF (after the seeds)": {"RPF, SIGIR 2023": 70.11},
+}
+
+HEADER = ("what", "command", "profile", "seeds", "env")
+RETRIEVAL = ("attribute_names", "random", "summary")
+STATS = ("mean", "std", "min", "max", "n")
+
+
+def summarise(values: Iterable[float | None]) -> dict[str, float]:
+    """Mean, sample standard deviation, min, max and count of the finite ``values``."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan"), "n": 0}
+    return {"mean": statistics.fmean(finite), "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+            "min": min(finite), "max": max(finite), "n": len(finite)}
+
+
+def _missing(obj: Any, keys: Iterable[str], where: str) -> list[str]:
+    if not isinstance(obj, dict):
+        return [f"{where} (not an object)"]
+    return [f"{where}.{k}" if where else k for k in keys if k not in obj]
+
+
+def check_report(report: dict[str, Any], path: str | Path = "<report>", kind: str = "retrieval") -> None:
+    """Raise ``ValueError`` naming ``path`` and every key the schema needs but ``report`` lacks."""
+    missing = _missing(report, HEADER, "") + _missing(report.get("env"), ("git_commit", "device"), "env")
+    if kind == "retrieval":
+        missing += _missing(report, RETRIEVAL, "")
+        summary = report.get("summary", {})
+        missing += _missing(summary, ("models", "orderings"), "summary")
+        for label, model in (summary.get("models") or {}).items():
+            missing += _missing(model, ("overall", "per_attribute"), f"summary.models[{label!r}]")
+            missing += _missing(model.get("overall"), STATS, f"summary.models[{label!r}].overall")
+            per = model.get("per_attribute") or {}
+            missing += [f"summary.models[{label!r}].per_attribute.{n}" for n in report.get("attribute_names", [])
+                        if n not in per]
+        for i, claim in enumerate(summary.get("orderings") or []):
+            missing += _missing(claim, ("claim", "seeds_holding", "seeds", "difference"), f"summary.orderings[{i}]")
+    if missing:
+        raise ValueError(f"{path}: does not follow the results schema (fgfs_lib.results); missing: "
+                         + ", ".join(missing) + ". Re-run the script that writes it.")
+
+
+def load(path: str | Path, kind: str = "retrieval") -> dict[str, Any]:
+    """Read and check one report."""
+    path = Path(path)
+    report = json.loads(path.read_text())
+    check_report(report, path, kind)
+    return report
+
+
+def load_all(folder: str | Path, pattern: str = "*_seeds.json") -> dict[str, dict[str, Any]]:
+    """Every retrieval report in ``folder`` matching ``pattern``, by file stem."""
+    return {p.stem: load(p) for p in sorted(Path(folder).glob(pattern))}
+
+
+def method_table(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (report, method): ``source``, ``method``, ``overall`` and ``per_attribute``
+    stats, and ``random`` (the report's analytic random MAP per attribute)."""
+    rows = []
+    for source, report in reports.items():
+        for label, model in report["summary"]["models"].items():
+            rows.append({"source": source, "method": label, "overall": model["overall"],
+                         "per_attribute": model["per_attribute"], "random": report["random"],
+                         "seeds": report["seeds"], "commit": report["env"]["git_commit"]})
+    return rows
+
+
+def claims_table(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every published ordering the reports test: ``source``, ``claim``, mean gap ± sd, seeds
+    holding, and a verdict (``holds`` in every seed, ``mixed``, or ``does not hold``)."""
+    rows = []
+    for source, report in reports.items():
+        for claim in report["summary"]["orderings"]:
+            held, total = claim["seeds_holding"], claim["seeds"]
+            verdict = "holds" if held == total else ("does not hold" if held == 0 else "mixed")
+            rows.append({"source": source, "claim": claim["claim"], "gap_mean": claim["difference"]["mean"],
+                         "gap_std": claim["difference"]["std"], "seeds_holding": held, "seeds": total,
+                         "verdict": verdict})
+    return rows

@@ -1,0 +1,62 @@
+"""fgfs_lib.results: the schema every committed multi-seed report follows, and the tables."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from fgfs_lib import results
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def _report(**changes):
+    stats = results.summarise([1.0, 3.0])
+    report = {
+        "what": "x", "command": "python scripts/x.py", "profile": "quick", "seeds": [0, 1],
+        "env": {"git_commit": "abc", "device": "cpu"}, "attribute_names": ["colour", "neck"],
+        "random": {"colour": 10.0, "neck": 20.0, "overall": 15.0},
+        "summary": {"models": {"M": {"overall": stats, "per_attribute": {"colour": stats, "neck": stats}}},
+                    "orderings": [{"claim": "M > N", "seeds_holding": 1, "seeds": 2, "difference": stats}]},
+    }
+    report.update(changes)
+    return report
+
+
+def test_summarise_is_mean_and_sample_sd_of_finite_values():
+    s = results.summarise([1.0, 2.0, 6.0, float("nan"), None])
+    assert s["mean"] == 3.0 and s["n"] == 3 and s["min"] == 1.0 and s["max"] == 6.0
+    assert s["std"] == pytest.approx(math.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 2))
+    assert results.summarise([]) ["n"] == 0
+
+
+def test_check_names_the_file_and_every_missing_key():
+    results.check_report(_report(), "ok.json")
+    bad = _report(env={"device": "cpu"})
+    del bad["summary"]["models"]["M"]["per_attribute"]["neck"]
+    with pytest.raises(ValueError) as error:
+        results.check_report(bad, "results/07_x.json")
+    message = str(error.value)
+    assert message.startswith("results/07_x.json:") and "env.git_commit" in message
+    assert "summary.models['M'].per_attribute.neck" in message
+
+
+def test_tables_carry_every_method_and_verdict():
+    reports = {"a": _report(), "b": _report(seeds=[0, 1, 2])}
+    rows = results.method_table(reports)
+    assert [(r["source"], r["method"]) for r in rows] == [("a", "M"), ("b", "M")]
+    claims = results.claims_table(reports)
+    assert claims[0]["verdict"] == "mixed" and claims[0]["gap_mean"] == 2.0
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("*_seeds.json")), ids=lambda p: p.name)
+def test_committed_retrieval_reports_share_the_schema(path):
+    results.load(path)
+
+
+def test_committed_index_and_new_attribute_reports_have_the_header():
+    for name in ("10_index.json", "10_new_attribute.json"):
+        path = RESULTS / name
+        if path.is_file():
+            results.check_report(json.loads(path.read_text()), path, kind="other")
