@@ -243,7 +243,7 @@ def test_make_data_command(tmp_path, capsys):
     assert (out / "query_test.txt").is_file() and (out / "images" / "test").is_dir()
     capsys.readouterr()
     assert commands.verify_data(["--dataset", "fashionsynth", "--root", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == f"fashionsynth at {out}: 40 images checked, OK"
+    assert capsys.readouterr().out.strip() == f"fashionsynth at {out}: 80 images checked, OK"
 
 
 def test_file_based_split_without_cache_matches_the_in_memory_one(tiny, tiny_data, tmp_path):
