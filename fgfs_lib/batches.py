@@ -18,7 +18,9 @@ Built in:
 kind          batch                                         used by
 ============  ===========================================  ===================================
 ``in_batch``  ``images`` [B,3,H,W], ``labels`` [B,A]        every triplet within the batch
-                                                            (notebook 05); classifiers
+                                                            (notebook 05)
+``classific-  ``images`` [B,3,H,W], ``labels`` [B,A]        classifiers (notebook 03), any
+ation``       (the same batches; any batch size)            loss on each image's label row
 ``triplets``  ``anchor``/``positive``/``negative``           the papers' 3-image triplets
               [B,3,H,W], ``attribute`` [B], ``labels``
               [3B,A] (rows of anchor, positive, negative)
@@ -87,11 +89,16 @@ def _plan_in_batch(labels: torch.Tensor, settings: Any, generator: torch.Generat
     return torch.cat(perms)[:steps]
 
 
-register_batch_kind(BatchKind(
-    "in_batch", 1, _plan_in_batch,
-    image_indices=lambda rows: rows,
-    assemble=lambda images, rows, labels: {"images": images, "labels": labels[rows.cpu()].to(images.device)},
-))
+def _images_and_labels(images: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor) -> Batch:
+    return {"images": images, "labels": labels[rows.cpu()].to(images.device)}
+
+
+register_batch_kind(BatchKind("in_batch", 1, _plan_in_batch, image_indices=lambda rows: rows,
+                              assemble=_images_and_labels))
+# the same draw for models that read each image's label row (a classification loss); unlike
+# in-batch triplets it has no minimum batch size
+register_batch_kind(BatchKind("classification", 1, _plan_in_batch, image_indices=lambda rows: rows,
+                              assemble=_images_and_labels))
 
 
 # ------------------------------------------------------------------------------ 3-image triplets

@@ -13,7 +13,10 @@ command         what it does                                 implemented in
 ``add-attribute`` a new attribute on a trained model         :mod:`fgfs_lib.new_attribute`
 ==============  ===========================================  ========================
 
-A command registered here needs no error handling of its own. :func:`main` turns every
+``import-checkpoint`` (:mod:`fgfs_lib.models.released`) converts an authors' checkpoint.
+
+A command registered here needs no error handling of its own (decorate it with
+:func:`command` so that calling it directly behaves the same). :func:`main` turns every
 mistake in the user's input into two lines on stderr and exit status 2::
 
     error: <what went wrong> (<the user's file:line, path, --option or environment variable>)
@@ -27,11 +30,13 @@ is a bug in fgfs: one line, exit 1, and ``--debug`` for the report.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 COMMANDS = {
     "env": ("fgfs_lib.cli", "env_main", "print versions, device and profile"),
@@ -41,6 +46,8 @@ COMMANDS = {
     "evaluate": ("fgfs_lib.evaluate", "cli_evaluate", "evaluate a checkpoint, write metrics JSON"),
     "add-attribute": ("fgfs_lib.new_attribute", "cli_add_attribute",
                       "learn a held-out attribute on a trained model, the rest frozen"),
+    "import-checkpoint": ("fgfs_lib.models.released", "cli_import_checkpoint",
+                          "convert an authors' released checkpoint (ASEN, ASEN v2) into an fgfs checkpoint"),
 }
 
 
@@ -174,22 +181,13 @@ def format_error(what: str, where: str | None, fix: str | None) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def run_command(function: Callable[[list[str]], int | None], argv: list[str]) -> int:
+    """Run a command function with the course's error style (``--debug``: the traceback)."""
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return 0
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"error: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
-        return 2
-    module_name, function_name, _ = COMMANDS[name]
     try:
         check_environment()
-        function = getattr(importlib.import_module(module_name), function_name)
-        return int(function(rest) or 0)
+        return int(function(argv) or 0)
     except KeyboardInterrupt:
         if debug:
             raise
@@ -198,10 +196,34 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - every failure ends in one readable line
         if debug:
             raise
-        described = describe(error, rest)
+        described = describe(error, argv)
         if described is None:
             print(f"error: {type(error).__name__}: {error}\n  this looks like a bug in fgfs; {DEBUG_HINT} "
                   f"and report it", file=sys.stderr)
             return 1
         print(format_error(*described), file=sys.stderr)
         return 2
+
+
+def command(function: Callable[[list[str]], int | None]) -> Callable[[list[str]], int]:
+    """Decorator: the command function gives ``error: ...`` and exit 2 also when called
+    directly (from a test or a script), not only through :func:`main`."""
+
+    @functools.wraps(function)
+    def wrapper(argv: list[str]) -> int:
+        return run_command(function, list(argv))
+
+    return wrapper
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, function_name, _ = COMMANDS[name]
+    return run_command(lambda args: getattr(importlib.import_module(module_name), function_name)(args), rest)

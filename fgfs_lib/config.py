@@ -134,3 +134,14 @@ def load(profile: str | None = None, seed: int | None = None) -> Config:
         output_dir=_env_path("FGFS_OUTPUT_DIR", home / "artifacts" / name),
         figures_dir=_env_path("FGFS_FIGURES_DIR", default_figures),
     )
+
+
+def stable_hash(obj: Any) -> str:
+    """The library's one hash: 12 hex digits of SHA-256 over ``obj`` as sorted-key JSON
+    (values JSON cannot hold are written with ``str``). Names cache folders: a generated
+    dataset's, a training run's."""
+    import hashlib
+    import json
+
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -4,7 +4,7 @@ Introduced in ``notebooks/05_baselines.py``.
 
 * :func:`embed_pairs` embeds rows ``(image index, attribute, value)`` of a split, running the
   backbone once per distinct image and the conditioned head once per pair.
-* :func:`retrieval_map` is the protocol of ``shared/reference/methods-and-protocols.md`` §4:
+* :func:`retrieval_map` is ASEN's evaluation protocol:
   each query and candidate embedded for its own attribute, candidates ranked per attribute,
   AP over the full ranking, MAP x100 per attribute and query-weighted overall
   (:func:`fgfs_lib.metrics.mean_average_precision`). Cosine models are ranked by cosine
@@ -25,6 +25,18 @@ from typing import Any
 import torch
 
 from . import distributed, utils
+from .cli import command
+
+
+def select_features(feats: Any, index: torch.Tensor) -> Any:
+    """Rows ``index`` of features that may be a tensor or a dict/tuple of tensors."""
+    if isinstance(feats, torch.Tensor):
+        return feats[index]
+    if isinstance(feats, dict):
+        return {k: select_features(v, index) for k, v in feats.items()}
+    if isinstance(feats, (tuple, list)):
+        return type(feats)(select_features(v, index) for v in feats)
+    raise TypeError(f"cannot index features of type {type(feats).__name__}")
 
 
 class NonFiniteEmbeddings(ValueError):
@@ -37,8 +49,6 @@ def embed_pairs(model: Any, split: Any, pairs: torch.Tensor, batch_size: int = 2
     """``[P, D]`` embeddings (float32, CPU) of ``pairs`` rows ``(image index, attribute, ...)``
     of ``split``; one backbone pass per distinct image. The model is put in eval mode and
     restored to its previous mode afterwards."""
-    from .models.base import select_features
-
     pairs = torch.as_tensor(pairs).long()
     if pairs.dim() != 2 or pairs.shape[1] < 2:
         raise ValueError(f"pairs must be [P, >=2] rows (image index, attribute[, value]), got {tuple(pairs.shape)}")
@@ -114,6 +124,7 @@ def random_map(data: Any, split: str = "test") -> dict[str, Any]:
     return metrics.expected_random_map(queries[:, 1], queries[:, 2], candidates[:, 1], candidates[:, 2])
 
 
+@command
 def cli_evaluate(argv: list[str]) -> int:
     """``python -m fgfs_lib evaluate --checkpoint FILE [--out FILE] [--split test|valid] [--root DIR]``."""
     from . import config as config_module
@@ -244,9 +255,12 @@ def _regenerate_fashionsynth(saved: dict[str, Any], checkpoint: Path) -> Path:
         expected = synth.synth_config(saved["profile"], saved["seed"], **options)
     except (TypeError, ValueError) as error:
         raise utils.InputError(f"cannot rebuild the training dataset: {error}", checkpoint, fix) from None
-    if _identity(expected) != _identity(saved):
-        raise utils.InputError(f"cannot rebuild the training dataset: it was made by FashionSynth generator version "
-                               f"{saved.get('version')}, this is version {expected['version']}", checkpoint, fix)
+    differ = sorted(k for k in set(_identity(expected)) | set(_identity(saved))
+                    if _identity(expected).get(k) != _identity(saved).get(k))
+    if differ:
+        raise utils.InputError(f"cannot rebuild the training dataset: this FashionSynth generator (version "
+                               f"{expected['version']}) differs from the recorded one (version {saved.get('version')}) "
+                               f"in {', '.join(differ)}", checkpoint, fix)
     print(f"note: the training dataset folder is gone; rebuilding FashionSynth ({saved['profile']}, seed "
           f"{saved['seed']}) from the config the checkpoint recorded", file=sys.stderr)
     return synth.ensure_fashionsynth(config_module.load(saved["profile"]), seed=saved["seed"], verbose=False,

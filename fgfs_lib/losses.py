@@ -15,8 +15,7 @@ Papers and equations
 
 * :func:`batch_all_triplet_loss` is the course's in-batch variant: one backbone pass per
   image, one embedding per (attribute, image), and every valid triplet of every attribute
-  inside the batch. How it is *averaged* matters (measured in
-  ``shared/reference/cpu-feasibility.md``):
+  inside the batch. How it is *averaged* matters:
 
   - ``average="all"`` (default): sum of the hinge terms / number of valid triplets.
     Solved triplets contribute zero but still count, so an attribute that is already

@@ -3,8 +3,8 @@ localisation against ground-truth regions, and random-ranking baselines.
 
 Introduced in ``notebooks/02_triplets_and_metrics.py``.
 
-ASFR MAP (ASEN's protocol, ``shared/reference/methods-and-protocols.md`` section 4)
--------------------------------------------------------------------------------------
+ASFR MAP (ASEN's protocol, as the authors' evaluation code computes it)
+-----------------------------------------------------------------------
 1. Each query and candidate is embedded conditioned on its own attribute.
 2. Per attribute ``a``, a query ranks *all* candidates annotated with ``a`` by cosine
    similarity.
@@ -45,6 +45,18 @@ Ties = Literal["index", "group"]
 def _tensor(x, dtype=None) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     return t.to(dtype) if dtype is not None else t
+
+
+def similarity(queries: torch.Tensor, candidates: torch.Tensor, distance: str = "cosine") -> torch.Tensor:
+    """``[Q, N]`` scores that every ranking in the library sorts by, higher = more similar:
+    the cosine of the L2-normalised embeddings (``"cosine"``, ASEN and most models) or minus
+    the Euclidean distance, in float64 (``"euclidean"``, CSN, whose embeddings are not
+    normalised)."""
+    if distance == "cosine":
+        return F.normalize(queries, dim=-1) @ F.normalize(candidates, dim=-1).t()
+    if distance == "euclidean":
+        return -torch.cdist(queries.double(), candidates.double())
+    raise ValueError(f"distance must be 'cosine' or 'euclidean', got {distance!r}")
 
 
 # ----------------------------------------------------------------------------- AP / MAP
@@ -124,8 +136,6 @@ def average_precision_per_query(
     _require_rows(len(q_emb), len(c_emb))
     dev = torch.device(device) if device is not None else q_emb.device
     q_emb, c_emb = q_emb.to(dev), c_emb.to(dev)
-    if distance == "cosine":
-        q_emb, c_emb = F.normalize(q_emb, dim=1), F.normalize(c_emb, dim=1)
     q_attr, q_val, c_attr, c_val = (t.to(dev) for t in (q_attr, q_val, c_attr, c_val))
     ap = torch.zeros(len(q_emb), dtype=torch.float64, device=dev)
     for a in torch.unique(q_attr).tolist():
@@ -137,10 +147,7 @@ def average_precision_per_query(
         values = c_val[ci]
         for start in range(0, len(qi), chunk_size):
             rows = qi[start : start + chunk_size]
-            if distance == "cosine":
-                scores = q_emb[rows] @ cand.t()
-            else:
-                scores = -torch.cdist(q_emb[rows].double(), cand.double())
+            scores = similarity(q_emb[rows], cand, distance)
             relevant = values[None, :] == q_val[rows, None]
             ap[rows] = average_precision(scores, relevant, ties)
     return ap

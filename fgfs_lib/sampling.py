@@ -21,9 +21,9 @@ Values with fewer than two images cannot give an anchor-positive pair: they are
 value, or no other value to draw negatives from, is skipped the same way. If nothing is
 usable a ``ValueError`` says so. Label ``-1`` (not applicable) is never sampled.
 
-"Refreshed each epoch": call :func:`sample_triplets` again with the same generator (or
-use :class:`TripletSampler`), which continues the generator's stream, so epoch ``e`` of a
-run with seed ``s`` is reproducible.
+"Refreshed each epoch": call :func:`sample_triplets` again with the same generator, which
+continues the generator's stream, so epoch ``e`` of a run with seed ``s`` is reproducible
+(the training loop's epoch plan does this, :mod:`fgfs_lib.batches`).
 
 Also here: :func:`in_batch_triplets` (every valid triplet inside a batch),
 :func:`sample_from_triplet_list` (Zappos50k/CSN lists ``i j k c``) and
@@ -154,23 +154,6 @@ def sample_triplets(
         out[rows, 2] = index.images[negative]
         out[rows, 3] = a
     return out
-
-
-class TripletSampler:
-    """Fresh triplets every epoch from one generator: ``for e in range(E): t = sampler.epoch()``."""
-
-    def __init__(self, labels, num_triplets: int, generator: torch.Generator, style: Style = "asen",
-                 attributes: Sequence[int] | None = None):
-        self.labels = _as_long(labels)
-        self.num_triplets = num_triplets
-        self.generator = generator
-        self.style = style
-        self.attributes = attributes
-
-    def epoch(self) -> torch.LongTensor:
-        with warnings.catch_warnings():
-            warnings.simplefilter("once")
-            return sample_triplets(self.labels, self.num_triplets, self.generator, self.style, self.attributes)
 
 
 def in_batch_triplets(labels) -> torch.LongTensor:

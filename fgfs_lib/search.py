@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from .metrics import similarity
 
 __all__ = ["Gallery", "SearchResult", "resolve_attribute", "load_query", "embed_image", "embed_gallery", "search"]
 
@@ -220,12 +221,6 @@ def embed_gallery(model: Any, split: Any, attribute: str | int, meta: Any = None
     return Gallery(attribute=a, embeddings=embeddings, indices=indices, values=values)
 
 
-def _scores(model: Any, query: Tensor, gallery: Tensor) -> Tensor:
-    if getattr(model, "distance", "cosine") == "euclidean":
-        return -(gallery - query.unsqueeze(0)).norm(dim=-1)
-    return F.normalize(gallery, dim=-1) @ F.normalize(query, dim=-1)
-
-
 def search(model: Any, image: Any, attribute: str | int, gallery: Any, meta: Any, *, k: int = 8,
            exclude: int | None = None, split: Any = None, batch_size: int = 256) -> SearchResult:
     """Top-``k`` gallery items most similar to ``image`` with respect to ``attribute``.
@@ -255,7 +250,7 @@ def search(model: Any, image: Any, attribute: str | int, gallery: Any, meta: Any
         raise ValueError(f"the gallery was embedded for {name!r}, not {meta.attribute_names[a]!r}; "
                          f"embed it again with embed_gallery(model, split, {meta.attribute_names[a]!r})")
     query = embed_image(model, image, a, meta, split)
-    scores = _scores(model, query.float().cpu(), gallery.embeddings)
+    scores = similarity(query.float().cpu().unsqueeze(0), gallery.embeddings, getattr(model, "distance", "cosine"))[0]
     if exclude is not None:
         scores = scores.masked_fill(gallery.indices == exclude, float("-inf"))
     k = min(k, int(torch.isfinite(scores).sum()))

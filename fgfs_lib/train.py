@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -55,9 +54,9 @@ import torch
 
 from . import config as config_module
 from . import distributed, utils
+from .cli import command
 
 CHECKPOINT_FORMAT = 1
-SAMPLINGS = ("in_batch", "triplets")  # the built-in batch kinds; models may register more (fgfs_lib.batches)
 # settings that change speed or bookkeeping, not the trained weights: left out of the hash
 NON_SEMANTIC = ("num_workers", "checkpoint_every", "eval_batch_size", "validate")
 
@@ -66,7 +65,7 @@ NON_SEMANTIC = ("num_workers", "checkpoint_every", "eval_batch_size", "validate"
 class TrainSettings:
     """Everything that decides a training run besides the model and the data."""
 
-    sampling: str = "in_batch"   # the batch kind (fgfs_lib.batches): in_batch, triplets, or a registered one
+    sampling: str = "in_batch"   # the batch kind (fgfs_lib.batches): in_batch, triplets, classification, ...
     epochs: int = 4
     steps_per_epoch: int = 100
     batch_size: int = 64
@@ -182,8 +181,7 @@ def _hash_view(rc: dict[str, Any]) -> dict[str, Any]:
 
 def config_hash(rc: dict[str, Any]) -> str:
     """Short hash of the parts of a run config that change the trained weights."""
-    text = json.dumps(_hash_view(rc), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return config_module.stable_hash(_hash_view(rc))
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -274,6 +272,19 @@ def _restore_rng(states: dict[str, Any]) -> None:
 def _save(path: Path, payload: dict[str, Any]) -> None:
     with utils.atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def write_weights_checkpoint(path: str | os.PathLike, model: torch.nn.Module, rc: dict[str, Any],
+                             epoch: int = 0) -> Path:
+    """A finished-run checkpoint of ``model``'s weights alone (no optimiser, no history), as
+    :func:`load_model` and ``evaluate`` read it: e.g. weights imported from elsewhere."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save(path, {"fgfs_checkpoint": CHECKPOINT_FORMAT, "run_config": _plain(rc),
+                 "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                 "epoch": int(epoch), "step": 0, "global_step": 0, "history": [], "best_map": float("nan"),
+                 "best_epoch": int(epoch), "finished": True, "stopped": None})
+    return path
 
 
 # ------------------------------------------------------------------------------ the loop
@@ -487,8 +498,6 @@ class Trainer:
         return time.perf_counter() - self.t_start + self.pos.progress["seconds"]
 
     def _end_epoch(self) -> None:
-        from . import evaluate  # noqa: F401 - the default validate() lives there
-
         pos, s = self.pos, self.settings
         if self.dev.type == "cuda":
             torch.cuda.synchronize()
@@ -673,6 +682,7 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+@command
 def cli_train(argv: list[str]) -> int:
     """``python -m fgfs_lib train --model NAME --data NAME [--root DIR] --profile quick|full
     [--epochs N] [--seed S] --out DIR``."""
@@ -689,6 +699,8 @@ def cli_train(argv: list[str]) -> int:
     parser.add_argument("--steps-per-epoch", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--lr-schedule", choices=("step", "cosine"), default=None,
+                        help="StepLR per epoch or a per-step cosine to 0 (default: the profile's)")
     parser.add_argument("--sampling", default=None, help="batch kind: in_batch (default in quick) or triplets")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     parser.add_argument("--no-channels-last", action="store_true")
@@ -705,7 +717,7 @@ def cli_train(argv: list[str]) -> int:
     cfg = config_module.load(args.profile, args.seed)
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
-        "lr": args.lr, "sampling": args.sampling}.items() if v is not None}
+        "lr": args.lr, "sampling": args.sampling, "lr_schedule": args.lr_schedule}.items() if v is not None}
     if args.no_amp:
         overrides["amp"] = False
     if args.no_channels_last:

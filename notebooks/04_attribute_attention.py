@@ -340,6 +340,48 @@ assert learned.any()
 assert table[learned, col["mass"]].mean() > table[learned, col["area"]].mean()
 
 # %% [markdown]
+# ### How much mass *can* the released score put inside a region?
+#
+# The released ASENet bounds every score with $\tanh$ (section 2): a map can weigh one cell
+# at most $e^2 \approx 7.4$ times another. For a region covering a share $f_j$ of each
+# feature-grid cell $j$, the most mass a bounded map can put inside is reached with score
+# $+1$ on the cells most covered by the region and $-1$ elsewhere (the mass is a ratio of
+# sums linear in $e^{s_j}$, so each $s_j$ sits at a bound); for a region of whole cells, a
+# share $r$ of the grid, it is $r e^2 / (r e^2 + 1 - r)$: 0.24 for $r = 0.04$. The
+# unbounded score of the paper's eq. (2) has no cap: a large enough score gap puts any mass
+# below 1 inside. Below, per attribute and on the feature grid, the cap of the bounded form
+# beside the mass the trained (bounded) ASA puts there; the bounded model can never exceed
+# its cap, which the cell checks.
+
+# %%
+def bounded_mass_cap(cell_share: torch.Tensor, bound: float = 1.0) -> torch.Tensor:
+    """[N, cells] share of each grid cell inside the region -> [N] the largest mass a map with
+    scores in [-bound, bound] puts inside: +bound on the k most covered cells, the best k."""
+    share = cell_share.sort(dim=1, descending=True).values
+    k = torch.arange(1, share.shape[1] + 1)
+    ratio = math.exp(2 * bound)  # the most and least attended cells' weights e^{+b} / e^{-b}
+    top = share.cumsum(1)
+    return ((ratio * top + share.sum(1, keepdim=True) - top) / (ratio * k + share.shape[1] - k)).max(1).values
+
+
+whole = torch.zeros(1, 100)
+whole[0, :4] = 1  # a region of whole cells, 4 % of the grid: the closed form above
+assert abs(float(bounded_mass_cap(whole)) - 0.04 * math.e ** 2 / (0.04 * math.e ** 2 + 0.96)) < 1e-6
+mass_rows = []
+for a, name in enumerate(names):
+    idx = torch.nonzero(test.labels[:, a] >= 0).flatten()[:400]
+    with torch.no_grad():
+        low = torch.cat([model.attention_maps(test.batch(chunk).to(dev), a).cpu() for chunk in idx.split(200)])
+    share = F.adaptive_avg_pool2d(test.region_masks(idx, a).float()[:, None], low.shape[-2:]).flatten(1)
+    mass = (low.flatten(1) * share).sum(1)  # ASA's mass inside the region, on the grid
+    mass_rows.append([share.mean(), mass.mean(), bounded_mass_cap(share).mean()])
+    assert (mass <= bounded_mass_cap(share) + 1e-5).all()  # the tanh bound holds for every image
+mass_table = np.array([[float(v) for v in r] for r in mass_rows])
+print(f"{'attribute':<16}{'area':>8}{'ASA mass':>10}{'cap tanh':>10}{'cap unbounded':>15}")
+for name, (area, mass, cap) in zip(names, mass_table):
+    print(f"{name:<16}{area:>8.3f}{mass:>10.3f}{cap:>10.3f}{1.0:>15.3f}")
+
+# %% [markdown]
 # ## 7. What does ACA select?
 #
 # The gate $\beta$ of every attribute, averaged over 300 test images: one row per

@@ -193,8 +193,8 @@ print("nonzero dimensions per fixed mask:", csn_module.disjoint_masks(A, D).sum(
 # epoch, three backbone passes per triplet. In the quick profile we use *in-batch* triplets:
 # random batches of 64 images, one backbone pass each, the embeddings of every image for
 # every attribute, and every valid triplet inside the batch (notebook 02). On a CPU this
-# learns far more per second (see `shared/reference/cpu-feasibility.md`); the full profile
-# keeps the papers' sampling.
+# learns far more per second (notebook 06 compares both samplers for the same number of
+# backbone passes); the full profile keeps the papers' sampling.
 #
 # **Averaging.** Colour and pattern apply to every image, the other attributes to a
 # fraction of them, so about 80 % of the valid triplets in a batch are colour or pattern

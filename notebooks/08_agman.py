@@ -40,7 +40,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | about 3-4 min from scratch on an idle CPU (12 short runs of 80 steps of 32 images; scaled from about 35 min measured on a CPU shared with 5 other training jobs); under 1 min when the checkpoints exist | numbers printed by the run; this data's calibration is changing (see section 5), so none are quoted here |
+# | quick | 2-core CPU | not measured on an idle CPU. Measured on a CPU shared with about 5 other training jobs (load average about 19 on 2 cores): 8-14 min per run with its test evaluation, so well over an hour for the 12 runs from scratch; each reused run still costs its test evaluation (about 2 min under that load). Scaled by notebook 06's measured ratio (about 9x slower when shared), an idle CPU would need roughly 10-15 min: **over the 5 min budget** (see section 5) | read from the run (FashionSynth is being recalibrated); in the committed runs colour is the only attribute clearly above random, and not for every model (results/08_agman_seeds.md) |
 # | full | 1 GPU | not measured (11 runs x 50 epochs of 100k triplets, ResNet-50) | paper, FashionAI MAP: ASENet_V2 60.76, AGA only 61.97, AG-MAN 62.88; w/o ASA 50.80, w/o SA 61.67, w/o ACA 61.50, w/o CA 61.41 |
 
 # %%

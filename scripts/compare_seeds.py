@@ -127,15 +127,33 @@ def build_summary(per_seed: dict[str, dict[str, Any]], random: dict[str, float],
     return {"models": summary, "orderings": orderings}
 
 
+def same_runs(per_seed: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Label -> an earlier label whose runs are the same checkpoints in every seed (e.g. "ASEN"
+    and "ASEN (in-batch triplets)" in the quick profile, where the default sampler is in-batch)."""
+    labels: list[str] = []
+    for runs in per_seed.values():
+        labels += [label for label in runs if label not in labels]
+    def folders(label: str) -> list[Any]:
+        return [runs.get(label, {}).get("checkpoint") for runs in per_seed.values()]
+    aliases: dict[str, str] = {}
+    for i, label in enumerate(labels):
+        for earlier in labels[:i]:
+            if earlier not in aliases and None not in folders(label) and folders(label) == folders(earlier):
+                aliases[label] = earlier
+                break
+    return aliases
+
+
 def markdown(report: dict[str, Any]) -> str:
     names = report["attribute_names"]
-    models = report["summary"]["models"]
+    aliases = same_runs(report["per_seed"])
+    models = {label: m for label, m in report["summary"]["models"].items() if label not in aliases}
     lines = [
         "# Notebook 06 comparison over training seeds",
         "",
         f"Profile `{report['profile']}`, seeds {report['seeds']}, device `{report['env']['device']}`, "
         f"commit `{report['env']['git_commit']}`. Test MAP x100 on FashionSynth, mean ± sample std over seeds "
-        f"(written by `scripts/compare_seeds.py`).",
+        f"(written by `scripts/compare_seeds.py`). Labels joined by = are the same runs (same checkpoints).",
         "",
         "| model | " + " | ".join(names) + " | overall |",
         "|---|" + "---|" * (len(names) + 1),
@@ -144,6 +162,7 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for label, m in models.items():
         cells = [f"{m['per_attribute'][n]['mean']:.1f} ± {m['per_attribute'][n]['std']:.1f}" for n in names]
+        label = " = ".join([label, *(alias for alias, same in aliases.items() if same == label)])
         lines.append(f"| {label} | " + " | ".join(cells) + f" | **{m['overall']['mean']:.1f} ± {m['overall']['std']:.1f}** |")
     lines += ["", "| paper's ordering | seeds where it holds | difference (mean ± std) |", "|---|---|---|"]
     for o in report["summary"]["orderings"]:

@@ -107,7 +107,8 @@ def markdown(report: dict[str, Any]) -> str:
         cells = [f"{m['per_attribute'][n]['mean']:.1f} ± {m['per_attribute'][n]['std']:.1f}" for n in names]
         paper = agman.PAPER_FASHIONAI.get(label)
         lines.append(f"| {label} | " + " | ".join(cells) + f" | **{m['overall']['mean']:.1f} ± "
-                     f"{m['overall']['std']:.1f}** | {'' if paper is None else f'{paper:.2f}'} |")
+                     f"{m['overall']['std']:.1f}** ({m['overall']['n']} seeds) | "
+                     f"{'' if paper is None else f'{paper:.2f}'} |")
     lines += ["", "| the paper's claim | seeds where it holds | difference (mean ± std) | verdict |",
               "|---|---|---|---|"]
     for c in s["claims"]:
@@ -127,7 +128,8 @@ def save(out: Path, report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
+                        help="training seeds (none: only combine --merge-files)")
     parser.add_argument("--profile", choices=config.PROFILES, default=None, help="default: $FGFS_PROFILE or quick")
     parser.add_argument("--group", choices=("main", "aga", "all"), default="all",
                         help="main: ASENet_V2, AG-MAN and Tables 5-6; aga: Tables 7-8; all: both")
@@ -135,22 +137,31 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these run labels of the group (e.g. ASENet_V2 AG-MAN for extra seeds)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the per-seed records already in --out (same profile) and add these")
+    parser.add_argument("--merge-files", nargs="+", default=[],
+                        help="reports of earlier runs (same profile) whose per-seed records join this one")
     parser.add_argument("--out", default=str(ROOT / "results" / "08_agman_seeds.json"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    cfg = config.load(args.profile, args.seeds[0])
+    cfg = config.load(args.profile, args.seeds[0] if args.seeds else 0)
     specs = agman.ablation_runs(args.group, cfg)
     unknown = sorted(set(args.labels or []) - set(specs))
     if unknown:
         parser.error(f"unknown label(s) {unknown} in group {args.group}; choose from {list(specs)}")
-    labels = args.labels or list(specs)
+    labels = (args.labels or list(specs)) if args.seeds else []
     out = Path(args.out)
-    previous = json.loads(out.read_text()) if args.merge and out.is_file() else {}
-    if previous and previous.get("profile") != cfg.profile:
-        parser.error(f"{out} holds the {previous.get('profile')} profile; drop --merge or pick another --out")
+    previous: dict[str, Any] = {}
+    for path in ([out] if args.merge and out.is_file() else []) + [Path(f) for f in args.merge_files]:
+        other = json.loads(path.read_text())
+        if other.get("profile") != cfg.profile:
+            parser.error(f"{path} holds the {other.get('profile')} profile, not {cfg.profile}")
+        previous.setdefault("runs", {}).update(other.get("runs", {}))
+        for seed, records in other.get("per_seed", {}).items():
+            previous.setdefault("per_seed", {}).setdefault(seed, {}).update(records)
+        for key in ("random", "attribute_names", "data_config"):
+            previous.setdefault(key, other.get(key))
     report: dict[str, Any] = {
         "what": "notebook 08 AG-MAN comparison over training seeds (test MAP x100, FashionSynth, dataset seed 0)",
         "profile": cfg.profile, "seeds": args.seeds, "group": args.group, "models": labels,
@@ -159,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": torch.get_num_threads(),
         "runs": {**previous.get("runs", {}), **{label: specs[label] for label in labels}},
         "per_seed": previous.get("per_seed", {}),
+        **{k: previous[k] for k in ("random", "attribute_names", "data_config") if previous.get(k)},
     }
     report["seeds"] = sorted({*map(int, report["per_seed"]), *args.seeds})
     report["models"] = list(report["runs"])
@@ -179,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                                         report["attribute_names"])
             report["elapsed_seconds"] = time.perf_counter() - t_start
             save(out, report)
+    if "attribute_names" in report:
+        report["summary"] = summary(report["per_seed"], report["random"], report["models"], report["attribute_names"])
     report["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     print(save(out, report))
     print(f"wrote {out} and {out.with_suffix('.md')} in {time.perf_counter() - t_start:.0f} s")

@@ -138,6 +138,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"commit `{report['env']['git_commit']}`. Test MAP x100 on FashionSynth, mean ± sample sd over seeds "
         f"(written by `scripts/run_asenpp_seeds.py`; the fusion sweep and the threshold are test-time "
         f"variants of the same stage-2 weights).", "",
+        *([f"**Only {len(report['seeds'])} seed(s)**: the ± is not a spread over seeds, and no claim below is "
+           f"settled by these numbers.", ""] if len(report["seeds"]) < 3 else []),
         "| run | " + " | ".join(names) + " | overall |", "|---|" + "---|" * (len(names) + 1),
         "| random (expected) | " + " | ".join(f"{report['random'][n]:.1f}" for n in names)
         + f" | {report['random']['overall']:.1f} |",

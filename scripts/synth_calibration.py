@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import torch
 
 from fgfs_lib import config as config_module
 from fgfs_lib import data as data_module
-from fgfs_lib import evaluate, trivial_baseline, utils
+from fgfs_lib import evaluate, train, trivial_baseline, utils
 from fgfs_lib.models import classifier as clf
 
 DETAILS = ("collar_design", "lapel_design", "neckline_design", "neck_design")
@@ -80,8 +81,10 @@ def main() -> None:
         utils.seed_everything(args.seed)
         model = clf.build_classifier(data.meta, cfg)
         t0, c0 = time.perf_counter(), time.process_time()
-        clf.train_classifier(model, data, cfg, steps=args.steps, batch_size=32, lr=args.lr,
-                             generator=torch.Generator().manual_seed(args.seed))
+        with tempfile.TemporaryDirectory() as folder:  # notebook 03's training, without its cache
+            train.fit(model, data, config_module.load("quick", args.seed), out_dir=folder, verbose=False,
+                      sampling="classification", epochs=1, steps_per_epoch=args.steps, batch_size=32, lr=args.lr,
+                      lr_schedule="cosine", weight_decay=1e-4, validate=False)
         result = clf.evaluate_classifier(model, data.test, train_labels=data.train.labels)
         report["classifier"] = {"steps": args.steps, "lr": args.lr, "seed": args.seed,
                                 "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fgfs_lib import config, train
+from fgfs_lib import config, evaluate, train
 from fgfs_lib.models import asen_global_local as agl
 from fgfs_lib.models.registry import build_model
 
@@ -262,3 +262,12 @@ def test_released_asenpp_checkpoint_that_does_not_fit_is_refused_with_the_keys()
         agl.asenpp_from_released({"state_dict": {}}, num_attributes=3)
     stage1 = {k: v for k, v in checkpoint["model"].items() if not k.startswith("choices.local.")}
     assert agl.asenpp_from_released(stage1, num_attributes=3).stage == "global"
+
+
+def test_fusion_sweep_from_one_pass_equals_each_score_ranked_on_its_own(data, cfg):
+    model = _model(data, cfg)
+    sweep = agl.fusion_maps(model, data, "test", fusions=(0.0, 0.6, 1.0))
+    for b, score in ((0.0, "local"), (0.6, "fused"), (1.0, "global")):
+        alone = evaluate.retrieval_map(agl.variant(model, score=score), data, "test")
+        assert sweep[b]["overall"] == pytest.approx(alone["overall"], abs=1e-4), (b, score)
+    assert agl.variant(model, score="local").embed_dim == 64 and model.embed_dim == 128

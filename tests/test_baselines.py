@@ -59,21 +59,36 @@ def test_learned_masks_are_nonnegative_and_trainable():
     assert model.mask_logits.grad is not None and model.mask_logits.grad.abs().sum() > 0
 
 
-def test_csn_loss_is_euclidean_ranking_plus_published_regularisers():
-    torch.manual_seed(0)
-    model = CSN(4, embed_dim=12, mask="learned")
-    a, p, n = (torch.randn(3, 3, 32, 32) for _ in range(3))
-    attrs = torch.tensor([0, 2, 3])
-    loss, logs = model.loss({"anchor": a, "positive": p, "negative": n, "attribute": attrs})
-    f = model.general_embedding(model.features(torch.cat([a, p, n])))
-    e = f * model.masks()[attrs.repeat(3)]
-    ea, ep, en = e.chunk(3)
-    hinge = torch.relu(0.2 + (ea - ep).norm(dim=1) - (ea - en).norm(dim=1)).mean()
-    expected = hinge + 5e-3 * f.norm(dim=1).mean() + 5e-4 * torch.relu(model.mask_logits).sum()
-    assert torch.allclose(loss, expected, atol=1e-5)
-    assert logs["triplet"] == pytest.approx(float(hinge.detach()), abs=1e-5)
-    fixed = CSN(4, embed_dim=12, mask="fixed")
-    assert "mask_l1" not in fixed.loss({"anchor": a, "positive": p, "negative": n, "attribute": attrs})[1]
+def _hand_csn():
+    """A CSN whose 'images' are their own 2-d general embeddings f(x), masks m_0 = (1, 0) and
+    m_1 = (0.5, 2) (logits (1, -1) and (0.5, 2) through ReLU)."""
+    model = CSN(2, embed_dim=2, mask="learned")
+    with torch.no_grad():
+        model.mask_logits.copy_(torch.tensor([[1.0, -1.0], [0.5, 2.0]]))
+    model.features = lambda x: x
+    model.general_embedding = lambda feats: feats
+    return model
+
+
+def test_csn_loss_by_hand_with_the_released_mask_term():
+    model = _hand_csn()
+    # triplet 1, attribute 1: masked a (0.5, 2), p (0.5, 4), n (1.5, 2): d(a,p) = 2, d(a,n) = 1,
+    #   hinge 0.2 + 2 - 1 = 1.2;  triplet 2, attribute 0: a (2, 0), p (2, 0), n (0, 0): hinge 0
+    a, p, n = torch.tensor([[1.0, 1.0], [2.0, 0.0]]), torch.tensor([[1.0, 2.0], [2.0, 5.0]]), torch.tensor([[3.0, 1.0], [0.0, 0.0]])
+    loss, logs = model.loss({"anchor": a, "positive": p, "negative": n, "attribute": torch.tensor([1, 0])})
+    embed_norm = (2 ** 0.5 + 5 ** 0.5 + 10 ** 0.5 + 2 + 29 ** 0.5 + 0) / 6  # ||f(x)||_2 over the 6 images
+    mask_l1 = (2.5 + 1.0) / 2  # ||m_1||_1 + ||m_0||_1 of the batch's masks / batch size (not 3.5, all masks)
+    assert logs["triplet"] == pytest.approx(0.6, abs=1e-4)
+    assert logs["mask_l1"] == pytest.approx(mask_l1)
+    assert loss.item() == pytest.approx(0.6 + 5e-3 * embed_norm + 5e-4 * mask_l1, abs=1e-4)
+    # in-batch: one mask per labelled (image, attribute) pair: m_0 (image 0), m_0, m_1 (image 1), m_1 (image 2)
+    labels = torch.tensor([[0, -1], [1, 1], [-1, 0]])
+    assert model.selected_attributes({"labels": labels}).tolist() == [0, 0, 1, 1]
+    _, logs = model.loss({"images": torch.randn(3, 2), "labels": labels})
+    assert logs["mask_l1"] == pytest.approx((1.0 + 1.0 + 2.5 + 2.5) / 4)
+    fixed = CSN(2, embed_dim=2, mask="fixed")
+    fixed.features, fixed.general_embedding = model.features, model.general_embedding
+    assert "mask_l1" not in fixed.loss({"anchor": a, "positive": p, "negative": n, "attribute": torch.tensor([1, 0])})[1]
 
 
 def test_triplet_net_ignores_the_attribute_and_is_unit_length():

@@ -240,18 +240,35 @@ def test_localisation_scores_on_hand_made_maps():
     assert s["area"].tolist() == [0.125, 0.125]
 
 
-def test_map_figures_are_returned():
-    from matplotlib.figure import Figure
+def test_map_figures_draw_what_they_are_given():
+    import numpy as np
 
     from fgfs_lib.viz import maps as viz_maps
 
     images = torch.rand(2, 3, 16, 16)
     maps = torch.rand(2, 3, 16, 16)
-    boxes = torch.tensor([[[1.0, 1, 8, 8], [float("nan")] * 4, [0, 0, 16, 16]]] * 2)
-    figs = [
-        viz_maps.overlay_maps(images, maps[:, 0], titles=["a", "b"], boxes={"ground truth": boxes[:, 0]}),
-        viz_maps.attribute_overlays(images, maps, ["x", "y", "z"], gt_boxes=boxes, pred_boxes=boxes),
-        viz_maps.threshold_curves([0.1, 0.2], {"m": [0.3, 0.4]}, marks={"paper": 0.2}, baselines={"b": 0.1}),
-        viz_maps.metric_bars({"m": [0.1, float("nan"), 0.3]}, ["x", "y", "z"], "IoU"),
-    ]
-    assert all(isinstance(f, Figure) for f in figs)
+    nan = float("nan")
+    boxes = torch.tensor([[[1.0, 1, 8, 8], [nan] * 4, [0, 0, 16, 16]]] * 2)
+    fig = viz_maps.overlay_maps(images, maps[:, 0], titles=["a", "b"], boxes={"ground truth": boxes[:, 0]})
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["a", "b"]
+    np.testing.assert_allclose(panels[1].images[0].get_array(), images[1].permute(1, 2, 0).numpy())
+    np.testing.assert_allclose(panels[1].images[1].get_array(), maps[1, 0].numpy())
+    box = panels[0].patches[0]  # pixel x covers [x - 0.5, x + 0.5]: the box starts half a pixel left
+    assert box.get_xy() == (0.5, 0.5) and (box.get_width(), box.get_height()) == (7.0, 7.0)
+
+    fig = viz_maps.attribute_overlays(images, maps, ["x", "y", "z"], gt_boxes=boxes, pred_boxes=boxes)
+    grid = np.array(fig.axes[:8]).reshape(2, 4)  # the plain image, then one column per attribute
+    assert len(grid[0, 1].images) == 2 and len(grid[0, 1].patches) == 2  # map, ground truth and predicted box
+    faded = grid[1, 2]  # attribute y does not apply (NaN box): faded image, no map, no box
+    assert len(faded.images) == 1 and faded.images[0].get_alpha() == 0.35 and not faded.patches
+
+    fig = viz_maps.threshold_curves([0.1, 0.2], {"m": [0.3, 0.4]}, marks={"paper": 0.2}, baselines={"b": 0.1})
+    lines = fig.axes[0].lines
+    assert lines[0].get_ydata().tolist() == [0.3, 0.4]
+    assert [0.1, 0.1] in [list(line.get_ydata()) for line in lines]  # the baseline
+    assert [0.2, 0.2] in [list(line.get_xdata()) for line in lines]  # the mark
+
+    fig = viz_maps.metric_bars({"m": [0.1, nan, 0.3]}, ["x", "y", "z"], "IoU")
+    heights = [bar.get_height() for bar in fig.axes[0].patches]
+    assert heights[0] == 0.1 and np.isnan(heights[1]) and heights[2] == 0.3

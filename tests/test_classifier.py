@@ -1,4 +1,4 @@
-"""The GAP multi-attribute classifier (FashionSearchNet eq. 1) and its train-or-load cache."""
+"""The GAP multi-attribute classifier (FashionSearchNet eq. 1), trained through the one training loop."""
 
 from __future__ import annotations
 
@@ -90,45 +90,52 @@ def test_evaluate_classifier_by_hand():
     assert result["majority"].tolist() == pytest.approx([2 / 3])  # train majority value 2
 
 
-def _tiny_data(n=48):
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.stack([torch.randint(0, 3, (n,), generator=generator),
-                          torch.full((n,), -1)], dim=1)
-    split = _FakeSplit(labels, size=8)
-    meta = SimpleNamespace(num_values=[3, 2], num_attributes=2)
-    return SimpleNamespace(meta=meta, train=split, test=split, config={"name": "tiny", "n": n})
+def test_validate_is_mean_accuracy_x100():
+    model = clf.AttributeClassifier(_MeanColour(), [3])
+    with torch.no_grad():
+        model.heads[0].weight.copy_(torch.eye(3))
+        model.heads[0].bias.zero_()
+    split = _FakeSplit(torch.tensor([[0], [1], [2], [-1]]))
+    split.labels = torch.tensor([[0], [2], [2], [-1]])  # one error in three labelled images
+    result = model.validate(SimpleNamespace(valid=split), "valid")
+    assert result["overall"] == pytest.approx(100 * 2 / 3)
+    assert result["per_attribute"] == {0: pytest.approx(100 * 2 / 3)}
 
 
-def test_training_learns_and_the_cache_reloads_identical_weights(tmp_path, monkeypatch):
+def test_classification_batches_carry_each_images_label_row():
+    from fgfs_lib import batches
+
+    kind = batches.batch_kind("classification")
+    labels = torch.arange(20).view(10, 2)
+    settings = SimpleNamespace(steps_per_epoch=7, batch_size=2)  # no minimum batch size
+    rows = kind.plan(labels, settings, torch.Generator().manual_seed(0))
+    assert rows.shape == (7, 2)
+    for step in rows:
+        assert len(set(step.tolist())) == 2  # no image twice in a batch
+    images = torch.randn(2, 3, 4, 4)
+    batch = kind.assemble(images, rows[0], labels)
+    assert set(batch) == {"images", "labels"} and torch.equal(batch["labels"], labels[rows[0]])
+
+
+def test_trains_through_the_trainer_and_the_cache_reloads_identical_weights(tmp_path, monkeypatch):
+    from test_train import tiny_data
+
+    from fgfs_lib.train import train_or_load
+
     monkeypatch.setenv("FGFS_OUTPUT_DIR", str(tmp_path))
     cfg = config.load(profile="quick", seed=3)
-    data = _tiny_data()
-    options = dict(steps=30, batch_size=16, lr=1e-2, backbone="small_cnn", width=4)
-    model, record = clf.train_or_load_classifier(data, cfg, **options)
-    assert not record["loaded"] and len(record["history"]["loss"]) == 30
-    first, last = record["history"]["loss"][:5], record["history"]["loss"][-5:]
-    assert sum(last) < 0.5 * sum(first)  # eq. 1 goes down on a learnable colour attribute
-    assert clf.evaluate_classifier(model, data.test)["accuracy"][0] > 0.9
-    again, record2 = clf.train_or_load_classifier(data, cfg, **options)
-    assert record2["loaded"] and record2["key"] == record["key"]
-    for (k, v), (k2, v2) in zip(model.state_dict().items(), again.state_dict().items()):
+    data = tiny_data()
+    options = dict(model_options=dict(backbone="small_cnn", width=4), sampling="classification", epochs=3,
+                   steps_per_epoch=10, batch_size=16, lr=1e-2, lr_schedule="cosine", use="last", verbose=False)
+    run = train_or_load("attribute_classifier", data, cfg, **options)
+    assert not run.reused and len(run.history) == 3
+    assert run.history[-1]["loss"] < 0.7 * run.history[0]["loss"]  # eq. 1 goes down
+    colour = clf.evaluate_classifier(run.model, data.test, train_labels=data.train.labels)
+    assert colour["accuracy"][0] > colour["majority"][0] + 0.3  # the bright channel is learnt
+    assert run.history[-1]["valid_map"] == pytest.approx(run.model.validate(data)["overall"])
+    again = train_or_load("attribute_classifier", data, cfg, **options)
+    assert again.reused and again.checkpoint_dir == run.checkpoint_dir
+    for (k, v), (k2, v2) in zip(run.model.state_dict().items(), again.model.state_dict().items()):
         assert k == k2 and torch.equal(v.cpu(), v2.cpu())
-    files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert files == [f"classifier_{record['key']}.json", f"classifier_{record['key']}.pt"]
-    # another config (here: the seed) is another checkpoint
-    _, record3 = clf.train_or_load_classifier(data, cfg, seed=4, **{**options, "steps": 2})
-    assert not record3["loaded"] and record3["key"] != record["key"]
-
-
-def test_cosine_schedule_anneals_and_bad_schedule_is_refused():
-    data = _tiny_data(16)
-    model = clf.build_classifier(data.meta, config.load(profile="quick"), backbone="small_cnn", width=4)
-    with pytest.raises(ValueError, match="schedule"):
-        clf.train_classifier(model, data, steps=1, batch_size=8, lr=1e-3, generator=torch.Generator(),
-                             schedule="linear")
-    cosine = clf.train_classifier(model, data, steps=4, batch_size=8, lr=1e-2, generator=torch.Generator())
-    expected = [0.5 * 1e-2 * (1 + math.cos(math.pi * t / 4)) for t in range(4)]  # rate used at step t
-    assert cosine["lr"] == pytest.approx(expected)
-    constant = clf.train_classifier(model, data, steps=3, batch_size=8, lr=1e-2, generator=torch.Generator(),
-                                    schedule="constant")
-    assert constant["lr"] == pytest.approx([1e-2] * 3)
+    other = train_or_load("attribute_classifier", data, cfg, **{**options, "epochs": 1})
+    assert not other.reused and other.checkpoint_dir != run.checkpoint_dir

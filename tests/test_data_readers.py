@@ -83,13 +83,15 @@ def test_verify_data_writes_a_clean_split_that_loads(tmp_path):
 
 
 def test_verify_data_command_errors(tmp_path, capsys):
-    assert commands.verify_data(["--dataset", "darn", "--root", str(tmp_path / "none")]) == 2
+    from fgfs_lib import cli  # errors reach the user through cli.main: error: ..., exit 2
+
+    assert cli.main(["verify-data", "--dataset", "darn", "--root", str(tmp_path / "none")]) == 2
     assert str(tmp_path / "none") in capsys.readouterr().err
     with pytest.raises(SystemExit):
         commands.verify_data(["--dataset", "imagenet", "--root", str(tmp_path)])
     assert "fashionsynth" in capsys.readouterr().err  # argparse lists the valid names
-    assert commands.verify_data(["--dataset", "darn", "--root", str(FIXTURES / "asen"),
-                                 "--write-clean", str(FIXTURES / "asen")]) == 2
+    assert cli.main(["verify-data", "--dataset", "darn", "--root", str(FIXTURES / "asen"),
+                     "--write-clean", str(FIXTURES / "asen")]) == 2
 
 
 # ---------------------------------------------------------------- FashionAI CSV
@@ -123,7 +125,9 @@ def test_fashionai_converter_writes_an_asen_folder(tmp_path):
         for i, path in enumerate(split.paths):
             a = int(known[i].nonzero())
             assert path.stem.endswith(f"_{int(split.labels[i, a])}") and path.is_file()
-    assert verify.verify("fashionai", out).ok
+    # 3 validation images at query fraction 0.2 give no validation query: reported, not OK
+    report = verify.verify("fashionai", out)
+    assert [(p.path.name, p.line, "empty" in p.reason) for p in report.problems] == [("query_valid.txt", 1, True)]
 
 
 # ---------------------------------------------------------------- Zappos50k

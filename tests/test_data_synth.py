@@ -234,14 +234,16 @@ def test_clear_errors_for_bad_names_roots_and_options(tmp_path):
 
 def test_make_data_command(tmp_path, capsys):
     out = tmp_path / "made"
-    rc = commands.make_data(["--profile", "quick", "--seed", "3", "--out", str(out), "--num-images", "40",
+    # 80 images: with 40 the test split gets no query, which verify-data reports
+    rc = commands.make_data(["--profile", "quick", "--seed", "3", "--out", str(out), "--num-images", "80",
                              "--image-size", "32", "--processes", "1"])
     assert rc == 0
     d = data.load("fashionsynth", root=out)
     assert d.train.image_size == 32 and d.config["seed"] == 3
     assert (out / "query_test.txt").is_file() and (out / "images" / "test").is_dir()
+    capsys.readouterr()
     assert commands.verify_data(["--dataset", "fashionsynth", "--root", str(out)]) == 0
-    assert "0 problem" not in capsys.readouterr().out
+    assert capsys.readouterr().out.strip() == f"fashionsynth at {out}: 40 images checked, OK"
 
 
 def test_file_based_split_without_cache_matches_the_in_memory_one(tiny, tiny_data, tmp_path):
@@ -326,3 +328,19 @@ def test_size_balance_makes_the_garment_area_independent_of_its_lengths():
             balanced.append(area * synth.size_balance_factor(cat, body, value, 1.0) ** 2)
         assert plain[-1] > 1.4 * plain[0], cat            # unbalanced: longer = more pixels
         assert np.ptp(balanced) < 1e-6 * max(balanced), cat  # balanced: the same area
+
+
+def test_tops_framing_zooms_tops_only():
+    full = synth.synth_config("quick", 0, num_images=60)
+    tops = synth.synth_config("quick", 0, num_images=60, framing="tops")
+    categories, labels = synth.sample_labels(60, 0)
+    neck = synth.ATTR_ID["neck_design"]
+    ratios = []
+    for i in range(60):
+        a = synth.render_image(i, int(categories[i]), labels[i], full)
+        b = synth.render_image(i, int(categories[i]), labels[i], tops)
+        if synth.CATEGORIES[categories[i]] not in synth.TOPS:
+            assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b))
+        elif labels[i, neck] >= 0:
+            ratios.append(((b[1] >> neck) & 1).sum() / ((a[1] >> neck) & 1).sum())
+    assert len(ratios) >= 3 and min(ratios) > 1.8, ratios

@@ -118,12 +118,26 @@ def test_ap_with_ties_group_rule_is_sklearn_index_rule_is_brute_force():
     assert differs > 0  # with ties the two conventions really differ
 
 
-def test_ties_are_deterministic_under_candidate_order():
-    # identical embeddings: the ranking follows the candidate order, run after run
+def test_tied_candidates_are_ranked_by_their_index():
+    # identical embeddings: every score ties, so the ranking is the candidate order
     cand = torch.tensor([unit(10)] * 4)
-    out1 = metrics.mean_average_precision(torch.tensor([unit(0)]), [0], [1], cand, [0] * 4, [0, 1, 0, 1])
-    out2 = metrics.mean_average_precision(torch.tensor([unit(0)]), [0], [1], cand, [0] * 4, [0, 1, 0, 1])
-    assert out1 == out2 and out1["overall"] == pytest.approx(100 * (1 / 2 + 2 / 4) / 2)
+    query = torch.tensor([unit(0)])
+    out = metrics.mean_average_precision(query, [0], [1], cand, [0] * 4, [0, 1, 0, 1])
+    assert out["overall"] == pytest.approx(100 * (1 / 2 + 2 / 4) / 2)  # relevant at ranks 2 and 4
+    out = metrics.mean_average_precision(query, [0], [1], cand, [0] * 4, [1, 0, 1, 0])
+    assert out["overall"] == pytest.approx(100 * (1 / 1 + 2 / 3) / 2)  # relevant at ranks 1 and 3
+
+
+def test_similarity_by_hand():
+    q = torch.tensor([[3.0, 4.0]])
+    c = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]])
+    cosine = metrics.similarity(q, c, "cosine")
+    assert cosine.tolist() == [pytest.approx([0.6, 0.8, 1.0])]  # (3, 4) / 5 against unit directions
+    euclidean = metrics.similarity(q, c, "euclidean")
+    assert euclidean.dtype == torch.float64
+    assert euclidean.tolist() == [pytest.approx([-(4 + 16) ** 0.5, -(9 + 4) ** 0.5, 0.0])]
+    with pytest.raises(ValueError, match="distance"):
+        metrics.similarity(q, c, "dot")
 
 
 def test_expected_random_ap_hand_and_enumeration():

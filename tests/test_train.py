@@ -13,6 +13,7 @@ import torch
 
 from fgfs_lib import batches, config, evaluate, metrics, train
 from fgfs_lib.data import DatasetMeta, ImageSplit, RetrievalData
+from fgfs_lib.models.csn import CSN
 from fgfs_lib.models.registry import build_model
 
 
@@ -182,7 +183,7 @@ def test_checkpoint_of_another_model_or_config_is_refused(data, cfg, tmp_path):
                   **dict(SMALL, epochs=1, lr=1e-3))
     # only tensors and plain Python values: loads with weights_only=True
     ckpt = torch.load(path, weights_only=True)
-    assert ckpt["run_config"]["model"] == {"name": "csn", "options": {"mask": "fixed", "embed_dim": 16}, "version": 1}
+    assert ckpt["run_config"]["model"] == {"name": "csn", "options": {"mask": "fixed", "embed_dim": 16}, "version": CSN.version}
     assert ckpt["run_config"]["seed"] == 0
 
 
@@ -292,7 +293,7 @@ def test_cli_train_then_evaluate_on_tiny_fashionsynth(tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(metrics_file.read_text())
     assert 0 <= report["map"] <= 100 and report["seed"] == 1 and report["split"] == "test"
-    assert report["config"]["model"] == {"name": "csn", "options": {"mask": "fixed"}, "version": 1}
+    assert report["config"]["model"] == {"name": "csn", "options": {"mask": "fixed"}, "version": CSN.version}
     assert set(report["per_attribute"]) <= set(report["config"]["meta"]["attribute_names"])
     assert {"git_commit", "device", "random_map", "num_queries"} <= set(report)
 

@@ -24,9 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli import command
 from ..utils import check_output_dir
 
 
+@command
 def make_data(argv: list[str]) -> int:
     from .. import config as config_module
     from . import DATASETS, synth
@@ -70,6 +72,7 @@ def make_data(argv: list[str]) -> int:
     return 0
 
 
+@command
 def verify_data(argv: list[str]) -> int:
     from . import DATASETS
     from . import verify as verify_module

@@ -90,6 +90,13 @@ garment's pixel count alone, with no learning, ranked skirt, coat and pant lengt
   0.5 MAP of random on every attribute, and by mean colour within 1.9 except on colour
   (``calibrated.json``, 12,000 images). The price: the figure's own size (head, shoulders)
   now tells a garment's length; a model can read that, the trivial statistics cannot.
+
+One knob is implemented but not yet measured, and off in both presets: ``framing="tops"``
+shoots tees, shirts and sweaters (the categories whose only length is the sleeve) as
+upper-body close-ups, the way FashionAI photographs tops, about 1.5x closer, so their
+details (collar, neck, a tee's neckline) cover about 2.2x more pixels (30 images each of
+seed 0: collar 5.9 -> 13.2 %, neck 4.3 -> 9.4 %, neckline 4.9 -> 10.7 % of the image).
+At ``detail_scale=1.15`` the collar's region then exceeds 12 %; pair it with 1.0.
 Regions
 -------
 For every applicable attribute the image has a ground-truth region: for the design
@@ -121,7 +128,6 @@ so the same reader loads synthetic and real data. Entry points:
 from __future__ import annotations
 
 import colorsys
-import hashlib
 import json
 import math
 import multiprocessing
@@ -173,6 +179,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "detail_scale": 1.0,      # size of the local details and their zones (smaller = harder)
     "detail_contrast": 0.0,   # 0 = the details in weak shades of the garment; 1 = black / white
     "size_balance": 0.0,      # 1 = figure scale cancels the garment's area (size does not tell length)
+    "framing": "full",        # "tops": tee, shirt and sweater shot as upper-body close-ups
     "clutter": 1.0,           # background contrast and object probability (0 = clean)
     "scale_range": [0.72, 0.95],  # figure height as a fraction of the image height
     "max_rotation": 8.0,      # degrees
@@ -241,8 +248,9 @@ def synth_config(profile: str = "quick", seed: int = 0, **overrides: Any) -> dic
 
 def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of the configuration (names the cache folder)."""
-    text = json.dumps(config, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    from ..config import stable_hash
+
+    return stable_hash(config)
 
 
 # ----------------------------------------------------------------------------------------
@@ -618,6 +626,8 @@ def _union_area(polygons: Sequence[Sequence[tuple[float, float]]], k: int = 2) -
 
 
 LENGTHS = ("sleeve_length", "skirt_length", "coat_length", "pant_length")
+TOPS = ("tee", "shirt", "sweater")  # the categories whose only length is the sleeve
+TOPS_WINDOW = (-3.0, 63.0)  # framing="tops": canonical rows in view (head to below the hands)
 
 
 def size_balance_factor(cat: str, body: dict[str, Any], value: dict[str, int], balance: float) -> float:
@@ -670,11 +680,14 @@ def render_image(index: int, category: int, label_row: np.ndarray, config: dict[
     body = _body(rng)
     pieces = garment_pieces(cat, body, value)
     scale *= size_balance_factor(cat, body, value, float(config["size_balance"]))
+    tops_close_up = config.get("framing", "full") == "tops" and cat in TOPS
+    if tops_close_up:  # scale_range now refers to the upper-body window, not the whole figure
+        scale *= 100.0 / (TOPS_WINDOW[1] - TOPS_WINDOW[0])
     free_x = max(0.0, big / 2 - scale * 34)
     free_y = max(0.0, big / 2 - scale * 51)
     centre = (big / 2 + shift[0] * free_x, big / 2 + shift[1] * free_y)
     if scale * 100 > 0.98 * big:  # a close-up: keep the garment (with the neck) in the frame
-        top, bottom = _garment_rows(pieces)
+        top, bottom = TOPS_WINDOW if tops_close_up else _garment_rows(pieces)
         top = min(top, SHOULDER_Y - 8)
         middle = (top + bottom) / 2
         free_y = max(0.0, big / 2 - scale * (bottom - top) / 2 - 1)

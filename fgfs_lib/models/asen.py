@@ -5,8 +5,10 @@ Introduced in ``notebooks/06_asen.py`` (its attention modules in
 
 Paper: Z. Ma, J. Dong, Z. Long, Y. Zhang, Y. He, H. Xue, S. Ji, *Fine-Grained Fashion
 Similarity Learning by Attribute-Specific Embedding Network*, AAAI 2020 (arXiv 2002.02814);
-``asen_v2`` uses the scaled dot-product spatial attention of the authors' ASENet_V2
-(Dong et al., TIP 2021). Written from the papers; no code from github.com/Maryeon/asen.
+``asen_v2`` is the authors' later ASENet_V2 (Dong et al., TIP 2021). Written from the
+papers and from a reading of the authors' released forward passes (ASENet and ASENet_V2 in
+github.com/Maryeon/asen, the code behind the papers' numbers); none of their code is copied.
+:func:`fgfs_lib.models.load_released` loads their checkpoints into these classes.
 
 The network, for an image ``I`` and an attribute ``a`` (equation numbers as in
 :mod:`fgfs_lib.models.attention`):
@@ -23,13 +25,22 @@ The network, for an image ``I`` and an attribute ``a`` (equation numbers as in
 Registered models:
 
 ===============  ===============================================================
-``asen``         ASA (v1, tanh-bounded score as released) + ACA + FC + L2 norm
-                 (``--option bounded=false``: the unbounded score)
-``asen_v2``      the same with ASENet_V2's scaled dot-product ASA
+``asen``         the released ASENet: ASA (v1, tanh-bounded score) + ACA + FC + L2
+                 norm (``--option bounded=false``: the paper's unbounded score)
+``asen_v2``      the released ASENet_V2 (:class:`ASENv2`): BatchNorm in ASA, one
+                 attribute embedding for both modules, no projection layer
 ``asen_wo_asa``  global average pooling instead of ASA (still attribute-conditioned,
                  through ACA): the clean test of the spatial attention
 ``asen_wo_aca``  ASA, no channel gate
 ===============  ===============================================================
+
+**What the released ASENet computes** (for ``A`` attributes, ResNet-50 to layer3, c = 1024,
+d = 512). The attribute enters as a one-hot vector through two bias-free linear maps, which
+are embedding lookups: ``q = tanh(W_q a)`` (d) for ASA and ``ReLU(W_c a)`` (c = 1024, not d)
+for ACA, so ACA's first FC reads ``[I_s, ReLU(W_c a)]`` of 2c = 2048 inputs, then 512, then
+c. The ASA score is ``tanh(Conv_1x1(P ⊙ q))``: bounded to [-1, 1] before the softmax. The
+projection ``W`` is c -> 1024. Our ``attribute_dim`` therefore defaults to the backbone's
+channels, as released.
 
 Every option of :class:`ASEN` can be passed to ``build_model`` (``backbone``, ``embed_dim``,
 ``hidden`` ...); the defaults follow the profile (``cfg.pick(quick=..., full=...)``).
@@ -39,16 +50,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import AttributeChannelAttention, AttributeSpatialAttention, GlobalAveragePooling
+from .attention import (AttributeChannelAttention, AttributeSpatialAttention, GlobalAveragePooling,
+                        softmax_over_positions, weighted_sum_pooling)
 from .backbones import default_backbone, default_weights, make_backbone
 from .base import ConditionalEmbedder
 from .registry import register
 
-__all__ = ["ASEN", "build_asen", "default_options", "comparison_runs", "sampler_runs", "backbone_passes",
+__all__ = ["ASEN", "ASENv2", "build_asen", "default_options", "comparison_runs", "sampler_runs", "backbone_passes",
            "PAPER_MAP", "PAPER_ATTRIBUTES", "PAPER_KEYS"]
 
 # The seed poster's tables (Ma et al., AAAI 2020 poster), MAP x100 per attribute, last = overall.
@@ -87,7 +101,7 @@ class ASEN(ConditionalEmbedder):
 
     distance = "cosine"
     margin = 0.2
-    version = 2  # 2: v1's score bounded by tanh, as in the released ASENet
+    version = 3  # 2: v1's score bounded by tanh; 3: ACA's attribute vector has c dims (as released)
 
     def __init__(
         self,
@@ -99,7 +113,7 @@ class ASEN(ConditionalEmbedder):
         width: int = 32,
         embed_dim: int = 64,
         hidden: int = 128,
-        attribute_dim: int | None = None,
+        attribute_dim: int | None = None,  # ACA's attribute vector; default: the backbone's channels
         gate_hidden: int | None = None,
         form: str = "v1",
         bounded: bool | None = None,
@@ -120,7 +134,7 @@ class ASEN(ConditionalEmbedder):
             if use_asa else GlobalAveragePooling(num_attributes)
         )
         self.channel = (
-            AttributeChannelAttention(channels, num_attributes, attribute_dim=attribute_dim or hidden,
+            AttributeChannelAttention(channels, num_attributes, attribute_dim=attribute_dim or channels,
                                       hidden=gate_hidden or hidden)
             if use_aca else None
         )
@@ -171,6 +185,84 @@ class ASEN(ConditionalEmbedder):
         return self.spatial.forward_all(self.features(images))[1]
 
 
+class ASENv2(ConditionalEmbedder):
+    """The released ASENet_V2 (Dong et al., TIP 2021), for an image ``I`` and attribute ``a``.
+
+    One attribute embedding ``e_a`` (d) serves both attention modules, each through its own
+    linear transform ``T_1``, ``T_2`` (d -> d):
+
+    * ASA: ``P = tanh(BN(Conv_1x1(V)))`` (d x h x w), ``q = tanh(T_1 e_a)``,
+      ``s_j = <P_j, q> / sqrt(d)`` (unbounded; ``bounded=True`` adds a tanh),
+      ``alpha = softmax_j(s)``, ``I_s = sum_j alpha_j V_j`` (c);
+    * ACA: ``beta = sigmoid(W_2 ReLU(W_1 [I_s, ReLU(T_2 e_a)]))``, ``W_1``: c + d -> ``gate_hidden``;
+    * no projection: the embedding is ``I_s ⊙ beta`` (c = 1024 in full), L2-normalised.
+
+    Parameter names follow the release (``conv1``, ``img_bn1``, ``attr_embedding``,
+    ``attr_transform1/2``, ``fc1``, ``fc2``) so that its checkpoints map one to one.
+    """
+
+    distance = "cosine"
+    margin = 0.2
+    version = 3  # 3: the released ASENet_V2 (before: ASEN with a scaled dot-product ASA)
+
+    def __init__(self, num_attributes: int, *, backbone: str = "small_cnn", stage: str = "layer3",
+                 weights: str | None = None, width: int = 32, hidden: int = 128, gate_hidden: int | None = None,
+                 bounded: bool = False) -> None:
+        self_backbone = make_backbone(backbone, stage=stage, weights=weights, width=width)
+        channels = self_backbone.out_channels
+        super().__init__(num_attributes, channels)  # no projection: D = c
+        self.backbone, self.hidden, self.bounded = self_backbone, hidden, bool(bounded)
+        self.attr_embedding = nn.Embedding(num_attributes, hidden)          # e_a, shared
+        self.conv1 = nn.Conv2d(channels, hidden, kernel_size=1)             # ASA, image side
+        self.img_bn1 = nn.BatchNorm2d(hidden)
+        self.attr_transform1 = nn.Linear(hidden, hidden)                    # T_1
+        self.attr_transform2 = nn.Linear(hidden, hidden)                    # T_2
+        self.fc1 = nn.Linear(channels + hidden, gate_hidden or hidden)      # W_1
+        self.fc2 = nn.Linear(gate_hidden or hidden, channels)               # W_2
+
+    def features(self, images: Tensor) -> Tensor:
+        return self.backbone(images)
+
+    def _attend(self, feats: Tensor, e: Tensor, per_image: bool) -> tuple[Tensor, Tensor]:
+        """ASA for attribute embeddings ``e``: [B, d] one per image (``per_image``) -> (pooled
+        [B, c], alpha [B, h, w]); or [A, d] all attributes -> ([A, B, c], [A, B, h, w])."""
+        p = torch.tanh(self.img_bn1(self.conv1(feats)))
+        q = torch.tanh(self.attr_transform1(e))
+        pattern = "bdhw,bd->bhw" if per_image else "bdhw,ad->abhw"
+        scores = torch.einsum(pattern, p, q) / math.sqrt(self.hidden)
+        alpha = softmax_over_positions(torch.tanh(scores) if self.bounded else scores)
+        return weighted_sum_pooling(feats, alpha), alpha
+
+    def _gate(self, pooled: Tensor, e: Tensor) -> Tensor:
+        attribute = torch.relu(self.attr_transform2(e)).expand(*pooled.shape[:-1], -1)
+        return torch.sigmoid(self.fc2(torch.relu(self.fc1(torch.cat([pooled, attribute], dim=-1)))))
+
+    def head(self, feats: Tensor, attributes: Tensor) -> dict[str, Tensor]:
+        """Every intermediate for each image's own attribute (the keys of :meth:`ASEN.head`)."""
+        e = self.attr_embedding(attributes)
+        pooled, attention = self._attend(feats, e, per_image=True)
+        gate = self._gate(pooled, e)
+        gated = pooled * gate
+        return {"pooled": pooled, "attention": attention, "gate": gate, "gated": gated,
+                "embedding": F.normalize(gated, dim=-1)}
+
+    def embed_from_features(self, feats: Tensor, attributes: Tensor) -> Tensor:
+        return self.head(feats, attributes)["embedding"]
+
+    def embed_all_attributes(self, feats: Tensor) -> Tensor:
+        """[A, B, c]: every attribute's head on one backbone pass."""
+        e = self.attr_embedding.weight
+        pooled, _ = self._attend(feats, e, per_image=False)
+        return F.normalize(pooled * self._gate(pooled, e.unsqueeze(1)), dim=-1)
+
+    def attention_maps(self, images: Tensor, attributes: Tensor | int) -> Tensor:
+        """ASA's ``alpha`` [B, h, w] for ``attributes`` ([B] ids or one id)."""
+        feats = self.features(images)
+        if isinstance(attributes, int) or attributes.dim() == 0:
+            attributes = torch.full((feats.shape[0],), int(attributes), dtype=torch.long, device=feats.device)
+        return self.head(feats, attributes.to(feats.device))["attention"]
+
+
 def default_options(cfg: Any = None) -> dict[str, Any]:
     """The profile's ASEN sizes: the paper's (ResNet-50 layer3, d = 512, D = 1024) in full,
     a small CNN with d = 128 and D = 64 in quick."""
@@ -198,8 +290,10 @@ def _build_asen(meta: Any, cfg: Any = None, **options: Any) -> ASEN:
 
 
 @register("asen_v2")
-def _build_asen_v2(meta: Any, cfg: Any = None, **options: Any) -> ASEN:
-    return build_asen(meta, cfg, **{"form": "v2", **options})
+def _build_asen_v2(meta: Any, cfg: Any = None, **options: Any) -> ASENv2:
+    """The released ASENet_V2 at the profile's sizes; no ``embed_dim`` (no projection layer)."""
+    defaults = {k: v for k, v in default_options(cfg).items() if k != "embed_dim"}
+    return ASENv2(meta.num_attributes, **{**defaults, **options})
 
 
 @register("asen_wo_asa")

@@ -1,6 +1,6 @@
 """ASEN++: a global branch that finds the attribute, a local branch that zooms into it.
 
-Introduced in ``notebooks/07_asen_global_local.py``; three seeds by
+Introduced in ``notebooks/07_asen_global_local.py`` (planned); three seeds by
 ``scripts/run_asenpp_seeds.py`` (``results/07_asenpp_seeds.*``).
 
 Paper: J. Dong, Z. Ma, X. Mao, X. Yang, Y. He, R. Hong, S. Ji, *Fine-Grained Fashion
@@ -65,6 +65,7 @@ from .. import cam
 from .backbones import default_backbone, default_weights, make_backbone
 from .base import ConditionalEmbedder
 from .registry import register
+from .released import register_released
 
 __all__ = ["BranchHead", "ASENGlobalLocal", "roi_boxes", "crop_pairs", "default_options", "variant", "stage_runs",
            "train_stages", "attribute_groups", "asenpp_from_released"]
@@ -305,8 +306,9 @@ def stage_runs(cfg: Any = None) -> dict[str, dict[str, Any]]:
     """Label -> :func:`fgfs_lib.train.train_or_load` arguments. Stage-2 runs get ``init_from``
     (the stage-1 checkpoint) from :func:`train_stages`.
 
-    Quick: stage 1 with the profile's defaults (the budget of notebook 06's ASEN); stage 2
-    for one epoch of 75 in-batch steps at lr 1e-3 (local) / 1e-4 (global). Full: stage 1 the
+    Quick: stage 1 for 2 epochs of the profile's default steps (half the budget of notebook
+    06's ASEN: what a shared CPU trained before the deadline of the run that introduced it);
+    stage 2 for one epoch of 75 in-batch steps at lr 1e-3 (local) / 1e-4 (global). Full: stage 1 the
     papers' ASEN schedule; stage 2 as released for FashionAI: 20 epochs, StepLR(1, 0.9),
     lr 1e-4 (local) / 1e-5 (global)."""
     from ..config import load
@@ -314,7 +316,7 @@ def stage_runs(cfg: Any = None) -> dict[str, dict[str, Any]]:
     cfg = cfg if cfg is not None else load()
     stage2 = cfg.pick(quick=dict(epochs=1), full=dict(epochs=20, lr=1e-4, lr_step=1, lr_gamma=0.9))
     return {
-        "stage 1 (global only)": {"model_name": "asenpp_global"},
+        "stage 1 (global only)": {"model_name": "asenpp_global", **cfg.pick(quick=dict(epochs=2), full={})},
         "stage 2": {"model_name": "asenpp", **stage2},
         "stage 2 w/o alignment": {"model_name": "asenpp", "model_options": {"align_weight": 0.0}, **stage2},
     }
@@ -364,8 +366,10 @@ def fusion_maps(model: ASENGlobalLocal, data: Any, split: str = "test", fusions:
 
     queries, candidates = getattr(data, f"{split}_queries"), getattr(data, f"{split}_candidates")
     pairs = torch.cat([queries, candidates])
-    parts = {s: evaluate.embed_pairs(variant(model, score=s, threshold=threshold), getattr(data, split), pairs)
-             for s in ("global", "local")}
+    # one pass: the fused embedding at fusion 0.5 is [g, l] / sqrt(2); both branches come out of it
+    both = evaluate.embed_pairs(variant(model, score="fused", fusion=0.5, threshold=threshold), getattr(data, split),
+                                pairs) * math.sqrt(2.0)
+    parts = dict(zip(("global", "local"), both.chunk(2, dim=1)))
     names = list(data.meta.attribute_names)
     out = {}
     for b in fusions:
@@ -461,3 +465,7 @@ def asenpp_from_released(state_dict: dict[str, Tensor], num_attributes: int, **o
                          f"shapes {shapes[:5]}, unknown {sorted(set(ours) - set(own))[:5]}")
     model.load_state_dict(ours, strict=False)
     return model.eval()
+
+
+# fgfs_lib.models.load_released(path, "asenpp", num_attributes) reads the authors' checkpoints
+register_released("asenpp")(asenpp_from_released)

@@ -7,8 +7,8 @@ Paper: Z. Ma, J. Dong, Z. Long, Y. Zhang, Y. He, H. Xue, S. Ji, *Fine-Grained Fa
 Similarity Learning by Attribute-Specific Embedding Network*, AAAI 2020 (arXiv 2002.02814),
 section "Attribute-Specific Embedding Network". The second form of the spatial attention
 (``form="v2"``) is the one of the authors' later ASENet_V2 / ASEN++ (Dong et al., TIP 2021).
-Written from the papers (see ``shared/reference/methods-and-protocols.md``); no code from
-the authors' repository (github.com/Maryeon/asen) is copied.
+Written from the papers and a reading of the authors' released forward passes; no code
+from their repository (github.com/Maryeon/asen) is copied.
 
 Notation (the paper's, our tensor names in brackets). ``V`` [feats] is the backbone's
 feature map with ``c`` channels on an ``h x w`` grid; nothing below assumes a grid size.

@@ -173,14 +173,3 @@ def _device_of(feats: Any) -> torch.device:
 def global_pool(feature_map: torch.Tensor) -> torch.Tensor:
     """Average over all spatial positions: ``[B, C, h, w] -> [B, C]`` for any ``h, w``."""
     return feature_map.mean(dim=(2, 3))
-
-
-def select_features(feats: Any, index: torch.Tensor) -> Any:
-    """Rows ``index`` of features that may be a tensor or a dict/tuple of tensors."""
-    if isinstance(feats, torch.Tensor):
-        return feats[index]
-    if isinstance(feats, dict):
-        return {k: select_features(v, index) for k, v in feats.items()}
-    if isinstance(feats, (tuple, list)):
-        return type(feats)(select_features(v, index) for v in feats)
-    raise TypeError(f"cannot index features of type {type(feats).__name__}")

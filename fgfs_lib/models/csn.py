@@ -19,10 +19,14 @@ plus two regularisers, with the published weights,
 
     L = L_T + λ_1 · ||f(x)||_2 + λ_2 · ||m||_1,   λ_1 = 5e-3, λ_2 = 5e-4    (eq. 3)
 
-Our choices where the paper leaves room: ||f(x)||_2 is averaged over every image of the
-batch (the released code adds the three norms of a triplet); ||m||_1 sums |ReLU(β)| over
-all masks (learned masks only: fixed masks have nothing to regularise). With in-batch
-sampling the same Euclidean loss runs over every valid triplet of the batch.
+Where the paper leaves room: ||f(x)||_2 is averaged over every image of the batch (the
+released code adds the three norms of a triplet). ||m||_1 follows the released code: the
+L1 norm of the masks the batch *selects* divided by the batch size, i.e. the mean of
+||m_a||_1 over the batch's triplets (one attribute each), not the sum over all A masks,
+which would be about A times stronger. With in-batch sampling a batch selects one mask per
+labelled (image, attribute) pair, and the term is the mean over those pairs. Learned masks
+only: fixed masks have nothing to regularise. With in-batch sampling the same Euclidean
+loss runs over every valid triplet of the batch.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class CSN(ConditionalEmbedder):
     """f(x) ⊙ m_a with fixed or learned masks; Euclidean distances (no normalisation)."""
 
     distance = "euclidean"
+    version = 2  # 2: the mask L1 term is the mean over the batch's selected masks (as released)
 
     def __init__(self, num_attributes: int, embed_dim: int = 64, mask: str = "learned",
                  backbone: str = "small_cnn", stage: str = "layer3", weights: Any = None,
@@ -95,13 +100,24 @@ class CSN(ConditionalEmbedder):
 
     def extra_loss(self, feats: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         embed_norm = self.general_embedding(feats).norm(dim=-1).mean()           # ||f(x)||_2
-        extra = self.embed_l2 * embed_norm
-        logs = {"embed_norm": float(embed_norm.detach())}
+        return self.embed_l2 * embed_norm, {"embed_norm": float(embed_norm.detach())}
+
+    def selected_attributes(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The attribute of every mask the batch uses: one per triplet, or one per labelled
+        (image, attribute) pair of an in-batch batch."""
+        if "attribute" in batch:
+            return batch["attribute"]
+        return torch.nonzero(batch["labels"] >= 0)[:, 1]
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Eq. 3: the triplet loss, λ_1 ||f(x)||_2 and λ_2 ||m||_1 of the batch's selected masks."""
+        loss, logs = super().loss(batch)
         if self.mask_logits is not None:
-            mask_norm = self.masks().abs().sum()                                  # ||m||_1
-            extra = extra + self.mask_l1 * mask_norm
+            selected = self.masks()[self.selected_attributes(batch)]
+            mask_norm = selected.abs().sum() / max(len(selected), 1)              # ||m||_1 / batch size
+            loss = loss + self.mask_l1 * mask_norm
             logs["mask_l1"] = float(mask_norm.detach())
-        return extra, logs
+        return loss, logs
 
 
 @register("csn")

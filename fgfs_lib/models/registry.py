@@ -12,28 +12,19 @@ the backbone). Model modules register themselves::
     @register("triplet")
     def build_triplet(meta, cfg, **options): ...
 
-:func:`build_model` imports the built-in model modules on first use, so
-``build_model("asen", ...)`` works without importing :mod:`fgfs_lib.models.asen` first.
+:func:`build_model` imports every module of this package on first use (whatever modules
+exist: nothing to list here when a method is added), so ``build_model("asen", ...)`` works
+without importing :mod:`fgfs_lib.models.asen` first.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import pkgutil
+from pathlib import Path
 from typing import Any, Callable
 
 MODELS: dict[str, Callable[..., Any]] = {}
-
-# modules that register models; those not written yet are skipped
-BUILTIN_MODULES = (
-    "fgfs_lib.models.triplet_net",
-    "fgfs_lib.models.csn",
-    "fgfs_lib.models.asen",
-    "fgfs_lib.models.asen_global_local",
-    "fgfs_lib.models.agman",
-    "fgfs_lib.models.fashionsearchnet",
-    "fgfs_lib.models.classifier",
-)
 
 
 def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -51,10 +42,9 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def load_builtin_models() -> dict[str, Callable[..., Any]]:
-    """Import every built-in model module that exists; return :data:`MODELS`."""
-    for module in BUILTIN_MODULES:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
+    """Import every module of :mod:`fgfs_lib.models` (each registers its models); return :data:`MODELS`."""
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        importlib.import_module(f"{__package__}.{module.name}")
     return MODELS
 
 
