@@ -45,11 +45,11 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | budget 5 min from scratch on an idle machine (stage 1: 400 steps, 3 stage-2 runs of 150 steps, batches of 32); **not measured idle**: built on a machine shared by ~6 jobs (load average 16-19) where the full quick budget did not fit, and verified there with `FGFS_FSN_SCALE=0.05` (see the timings printed by the training cell) | the numbers are printed by the cells and read from the run; the paper's Top-30 on Shopping100k: FSN 56.6 %, w/o Loc. about 5.4 points lower, AMNet about 16 lower, attribute-based about 19 below AMNet |
+# | quick | 2-core CPU | budget 5 min from scratch on an idle machine at the default scale (stage 1: 400 steps, three stage-2 runs of 150 steps, batches of 32); **not measured at that scale**: built on a 2-core machine shared by ~6 jobs (load average 16-19), where only `FGFS_FSN_SCALE=0.05` (20 + 3 x 8 steps) fit: the whole notebook ran in 16.1 min with the checkpoints of `scripts/run_fsn_seeds.py` reused (training them took: stage 1 31 s, FSN / w/o Loc. / AMNet-like 39 / 44 / 22 s); evaluating 5 methods on the 11257 queries took 553 s of it, so at this load the evaluation, not the training, is what breaks the budget | at scale 0.05, seed 0, calibrated FashionSynth (measured by `scripts/run_fsn_seeds.py`): Top-30 FashionSearchNet 16.5 %, its concatenation without eqs. 6-7 17.2, w/o Loc. 16.2, AMNet-like 8.9, attribute-based 2.4, random 1.7 (exact floor 1.7); the default scale is not measured yet. Paper, Shopping100k Top-30: FSN 56.6 %, w/o Loc. 5.4 points lower, AMNet about 16 lower, attribute-based about 19 below AMNet |
 # | full | 1 GPU | not yet measured (stage 1 and three stage-2 runs of 20k steps at batch 16, ResNet-50) | paper: Top-30 56.6 % (Shopping100k), 37.6 % (DeepFashion) |
 #
-# FashionSynth is being recalibrated so that the design details become learnable; every
-# number in this notebook is printed from the run, none is typed into the text.
+# Every number below is printed from the run (calibrated FashionSynth, generator version 4);
+# none is typed into the text.
 
 # %%
 # %matplotlib inline
@@ -396,5 +396,7 @@ display(widget)
 #   triplet loss, prototypes, eq. 6) are each checked against a hand computation here and
 #   against brute-force oracles in `tests/test_fashionsearchnet.py`.
 # - Read the verdict on the paper's ordering from section 6's printout, on the multi-seed
-#   run rather than on one seed. On FashionSynth before its recalibration most design
-#   details are not learnable (notebook 03), which caps every method on those attributes.
+#   run rather than on one seed, and note the step scale it was run at
+#   (`results/09_fsn_seeds.md` records it): a short run compares under-trained models.
+# - Per-attribute Top-30 (section 5) shows where localisation can matter: attributes with
+#   a small region (the design details) against colour and pattern, which cover the garment.

@@ -55,12 +55,18 @@ def run_seed(seed: int, profile: str, scale: float, prototype_images: int | None
         t1 = time.perf_counter()
         res = manipulation.evaluate(searcher, data.test, queries, ks=KS, codes=codes[label])
         out["methods"][label] = {"topk": {str(k): v for k, v in res["topk"].items()}, "ndcg30": res["ndcg"],
+                                 "per_attribute_top30": {data.meta.attribute_names[a]: r["topk"][30]
+                                                         for a, r in res["per_attribute"].items()},
                                  "ndcg30_gallery": res["ndcg_gallery"], "eval_seconds": time.perf_counter() - t1}
         print(f"seed {seed} {label:<40} Top-30 {res['topk'][30]:5.1f}  NDCG@30 {res['ndcg']:5.1f}", flush=True)
     return out
 
 
-def summary(per_seed: list[dict]) -> dict:
+def summary(per_seed: list[dict], attribute_names: list[str]) -> dict:
+    """Our table and orderings, plus ``models`` / ``orderings`` in the schema of
+    :mod:`fgfs_lib.results` (overall = Top-30; per-attribute Top-30 where the run recorded it)."""
+    from fgfs_lib import results
+
     labels = list(per_seed[0]["methods"])
     table = {}
     for label in labels:
@@ -74,7 +80,23 @@ def summary(per_seed: list[dict]) -> dict:
                   "holds_in_seeds": sum(s["methods"][a]["topk"]["30"] > s["methods"][b]["topk"]["30"] for s in per_seed),
                   "of": len(per_seed), "holds_on_mean": table[a]["top30_mean"] > table[b]["top30_mean"]}
                  for a, b in ORDERINGS]
-    return {"table": table, "orderings": orderings}
+    for o in orderings:
+        diffs = [s["methods"][o["better"]]["topk"]["30"] - s["methods"][o["worse"]]["topk"]["30"] for s in per_seed]
+        o.update(claim=f"{o['better']} > {o['worse']}", seeds_holding=o["holds_in_seeds"], seeds=len(per_seed),
+                 difference=results.summarise(diffs))
+    models = {label: {"overall": results.summarise(s["methods"][label]["topk"]["30"] for s in per_seed),
+                      "per_attribute": {n: results.summarise(s["methods"][label].get("per_attribute_top30", {}).get(n)
+                                                             for s in per_seed) for n in attribute_names}}
+              for label in labels}
+    return {"table": table, "orderings": orderings, "models": models}
+
+
+def schema_header(record: dict, attribute_names: list[str], argv: list[str]) -> dict:
+    """The header of :mod:`fgfs_lib.results` (``random`` = the random ranking's Top-30)."""
+    rand = [s["methods"]["random"]["topk"]["30"] for s in record["per_seed"]]
+    return {"what": "notebook 09: manipulation search Top-K (Top-30 headline) of FashionSearchNet and Table 2's baselines",
+            "command": "python scripts/run_fsn_seeds.py " + " ".join(argv), "attribute_names": attribute_names,
+            "random": {**{n: float("nan") for n in attribute_names}, "overall": sum(rand) / len(rand)}}
 
 
 def markdown(record: dict) -> str:
@@ -113,15 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config.load(args.profile)
     if args.prototype_images is None:
         args.prototype_images = cfg.pick(**fsn.PROTOTYPE_IMAGES)
-    record = {"what": "manipulation search (notebook 09): Top-K of FashionSearchNet and its baselines over seeds",
-              "command": "python scripts/run_fsn_seeds.py --seeds " + " ".join(map(str, args.seeds)),
-              "profile": cfg.profile, "seeds": args.seeds, "scale": args.scale, "prototype_images": args.prototype_images,
+    record = {"profile": cfg.profile, "seeds": args.seeds, "scale": args.scale, "prototype_images": args.prototype_images,
               "commit": utils.git_commit(), "device": str(utils.device()), "env": utils.env_report(cfg),
               "settings": fsn.table2_settings(cfg, args.scale), "per_seed": []}
     stem = Path(args.out)
     for seed in args.seeds:
         record["per_seed"].append(run_seed(seed, cfg.profile, args.scale, args.prototype_images))
-        record["summary"] = summary(record["per_seed"])
+        names = fgfs_lib.data.load("fashionsynth", cfg=cfg).meta.attribute_names
+        record["summary"] = summary(record["per_seed"], names)
+        record.update(schema_header(record, names, sys.argv[1:] if argv is None else argv))
         utils.atomic_write_json(stem.with_suffix(".json"), record)
         utils.atomic_write_text(stem.with_suffix(".md"), markdown(record))
     print(markdown(record))
