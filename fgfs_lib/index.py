@@ -1,6 +1,6 @@
 """Compact attribute-specific indexes: what a per-attribute product index costs, and how to shrink it.
 
-Introduced in ``notebooks/10_results.py`` (planned).
+Introduced in ``notebooks/10_results.py``.
 
 An attribute-specific model (ASEN, ASEN++, AG-MAN) gives every gallery image one vector per
 attribute, so a shop's index holds ``A`` vectors of ``D`` float32 numbers per image: ``4 A D``

@@ -1,6 +1,6 @@
 """A new attribute without retraining: learn only its rows of the attribute-conditioned parameters.
 
-Introduced in ``notebooks/10_results.py`` (planned).
+Introduced in ``notebooks/10_results.py``.
 
 Attribute-specific models condition on the attribute through lookups: ASEN's spatial attention
 scores ``tanh(W_v V) * (W_a a)`` and its channel gate reads ``W a`` (paper eqs. 1-5); with a

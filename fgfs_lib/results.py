@@ -1,6 +1,6 @@
 """The committed results (``results/*.json``): one schema, read into one table.
 
-Introduced in ``notebooks/10_results.py`` (planned).
+Introduced in ``notebooks/10_results.py``.
 
 Every multi-seed script writes a JSON report with the same header and, for retrieval, the
 same summary, so notebook 10 can put every method in one table without knowing which script

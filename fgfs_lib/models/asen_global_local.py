@@ -1,6 +1,6 @@
 """ASEN++: a global branch that finds the attribute, a local branch that zooms into it.
 
-Introduced in ``notebooks/07_asen_global_local.py`` (planned); three seeds by
+Introduced in ``notebooks/07_asen_global_local.py``; three seeds by
 ``scripts/run_asenpp_seeds.py`` (``results/07_asenpp_seeds.*``).
 
 Paper: J. Dong, Z. Ma, X. Mao, X. Yang, Y. He, R. Hong, S. Ji, *Fine-Grained Fashion
