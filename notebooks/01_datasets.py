@@ -215,7 +215,10 @@ print("labelled attributes per training image:", known.sum(1).float().mean().ite
 fig = vdata.protocol_counts(ds)
 viz.save(fig, "01_protocol_counts")
 rows = torch.cat([ds.test_queries, ds.test_candidates])
-assert len(torch.unique(rows[:, 0])) == len(rows) == len(ds.test)  # each test image once
+# every applicable attribute of every test image is one row, and an image is a query or a
+# candidate for all its attributes (queries drawn per category: each category in proportion)
+assert len(rows) == int((ds.test.labels >= 0).sum()) and len(torch.unique(rows[:, :2], dim=0)) == len(rows)
+assert set(ds.test_queries[:, 0].tolist()).isdisjoint(ds.test_candidates[:, 0].tolist())
 assert torch.bincount(ds.test_queries[:, 1], minlength=10).min() >= cfg.pick(quick=40, full=300)
 multi = data.load("fashionsynth", cfg=cfg, protocol="multilabel")
 assert set(multi.test_queries[:, 0].tolist()).isdisjoint(multi.test_candidates[:, 0].tolist())
