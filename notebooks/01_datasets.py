@@ -340,7 +340,7 @@ clean_dir = cfg.output_dir / "01_clean_darn_fixture"
 rc = commands.verify_data(["--dataset", "darn", "--root", str(fixture), "--write-clean", str(clean_dir)])
 darn = data.load("darn", root=clean_dir, image_size=32)
 print(darn.summary())
-assert rc == 1 and verify.verify("darn", clean_dir).ok and darn.train.boxes is None
+assert rc == 2 and verify.verify("darn", clean_dir).ok and darn.train.boxes is None
 
 # %%
 try:

@@ -60,7 +60,7 @@ def test_verify_data_reports_missing_corrupt_and_malformed(capsys):
         ("label_train.txt", 4), ("filenames_test.txt", 3), ("filenames_valid.txt", 4)}
     kinds = {(p.path.name, p.kind) for p in report.problems}
     assert ("filenames_test.txt", "missing") in kinds and ("filenames_valid.txt", "corrupt") in kinds
-    assert commands.verify_data(["--dataset", "darn", "--root", str(FIXTURES / "asen")]) == 1
+    assert commands.verify_data(["--dataset", "darn", "--root", str(FIXTURES / "asen")]) == 2
     out = capsys.readouterr().out
     assert "filenames_test.txt:3: image" in out and "is missing" in out
     assert "3 problem(s)" in out
@@ -69,7 +69,7 @@ def test_verify_data_reports_missing_corrupt_and_malformed(capsys):
 def test_verify_data_writes_a_clean_split_that_loads(tmp_path):
     clean = tmp_path / "clean"
     rc = commands.verify_data(["--dataset", "darn", "--root", str(FIXTURES / "asen"), "--write-clean", str(clean)])
-    assert rc == 1  # problems were found (and cleaned)
+    assert rc == 2  # problems were found (and cleaned)
     assert commands.verify_data(["--dataset", "darn", "--root", str(clean)]) == 0
     d = data.load("darn", root=clean, image_size=8)
     assert [len(d.train), len(d.valid), len(d.test)] == [5, 3, 3]

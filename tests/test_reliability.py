@@ -199,7 +199,7 @@ def test_verify_reports_empty_and_contradictory_split_files_by_line(dataset, tmp
     (root / "query_valid.txt").write_text("\n".join(lines) + "\n")
     rc, out = run(capsys, "verify-data on an empty query_test.txt and a contradicting query", "verify-data",
                   "--dataset", "fashionsynth", "--root", str(root), "--no-decode")
-    assert rc == 1
+    assert rc == 2 and "error: 2 problem(s) in the fashionsynth dataset" in out
     assert f"{root / 'query_test.txt'}:1: the file is empty" in out
     assert f"{root / 'query_valid.txt'}:2: image {image} attribute {attribute}: value {(value + 1) % nvals} " \
            f"contradicts label_valid.txt (value {value})" in out
@@ -214,7 +214,7 @@ def test_verify_reports_an_empty_training_split(dataset, tmp_path, capsys):
         (root / name).write_bytes(b"")
     rc, out = run(capsys, "verify-data on zero-byte filenames_train.txt + label_train.txt", "verify-data",
                   "--dataset", "fashionsynth", "--root", str(root), "--no-decode")
-    assert rc == 1 and "OK" not in out
+    assert rc == 2 and "OK" not in out and f"({root / 'filenames_train.txt'}:1)" in out
     for name in ("filenames_train.txt", "label_train.txt"):
         assert f"{root / name}:1: the file is empty" in out
 

@@ -8,7 +8,8 @@ Introduced in ``notebooks/01_datasets.py``.
     ``fgfs_lib.data.load`` uses).
 ``python -m fgfs_lib verify-data --dataset NAME --root DIR [--write-clean OUT]``
     reports every missing, unreadable or corrupt image, every malformed, empty or
-    contradictory split file as ``file:line: reason``; exits 1 when there are problems;
+    contradictory split file as ``file:line: reason``; when there are problems it ends with
+    ``error: N problem(s) ... (file:line of the first)`` and exits 2;
     ``--write-clean`` writes split files without them into OUT (a new folder outside the
     dataset; an earlier cleaned output is replaced, anything else refused without
     ``--overwrite``).
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 from ..cli import command
-from ..utils import check_output_dir
+from ..utils import InputError, check_output_dir
 
 
 @command
@@ -101,4 +102,10 @@ def verify_data(argv: list[str]) -> int:
         dropped = verify_module.count_images(report)
         print(f"cleaned split files written to {out} ({dropped} image(s) left out); "
               f"load it with fgfs_lib.data.load({args.dataset!r}, root={str(out)!r})")
-    return 0 if report.ok else 1
+    if report.ok:
+        return 0
+    first = report.problems[0]
+    fix = ("use the cleaned copy written above" if args.write_clean is not None else
+           "repair the files listed above, or write a copy without them: --write-clean OUT")
+    raise InputError(f"{len(report.problems)} problem(s) in the {args.dataset} dataset at {args.root}; "
+                     f"the first: {first.reason}", f"{first.path}:{first.line}" if first.line else first.path, fix)
