@@ -89,6 +89,15 @@ def check_report(report: dict[str, Any], path: str | Path = "<report>", kind: st
                          + ", ".join(missing) + ". Re-run the script that writes it.")
 
 
+def data_description(report: dict[str, Any]) -> str:
+    """The FashionSynth generator version and preset a report was measured on, as recorded."""
+    data = report.get("data_config") or (report.get("dataset") or {}).get("config") or {}
+    if not data:
+        return "data config not recorded"
+    preset = data.get("preset") or ("hard" if data.get("version", 4) < 4 else "?")
+    return f"FashionSynth v{data.get('version', '?')} ({preset}), {data.get('image_size', '?')} px"
+
+
 def load(path: str | Path, kind: str = "retrieval") -> dict[str, Any]:
     """Read and check one report."""
     path = Path(path)

@@ -60,7 +60,8 @@ print(cfg.banner())
 reports = results.load_all(RESULTS)
 for name, report in reports.items():
     print(f"{name}: {report['what']}\n    seeds {report['seeds']}, profile {report['profile']}, "
-          f"commit {str(report['env']['git_commit'])[:10]}, device {report['env']['device']}")
+          f"commit {str(report['env']['git_commit'])[:10]}, device {report['env']['device']}; "
+          f"{results.data_description(report)}")
 
 # %% [markdown]
 # ## 1. Test MAP per attribute, every method
@@ -184,13 +185,16 @@ for row in index_report["query_time"]:
 # before and after (tested in `tests/test_new_attribute.py`), so their MAP cannot move.
 
 # %%
-new_report = json.loads((RESULTS / "10_new_attribute.json").read_text())
-results.check_report(new_report, "10_new_attribute.json", kind="other")
-attr = new_report["attribute"]
-for run in new_report["runs"]:
-    a = str(run["attribute_id"])
-    s = run["seconds"]
-    print(f"seed {run['seed']}: {attr} MAP full retraining {run['full'][a]:.2f}, held out {run['held_out'][a]:.2f}, "
-          f"added {run['added'][a]:.2f} = {100 * run['fraction_of_full']:.0f}% of full; "
-          f"other attributes moved by at most {run['others_max_change']:.4f} MAP; "
-          f"training seconds: full {s['full']:.0f}, add {s['add']:.0f}")
+for path in sorted(RESULTS.glob("10_new_attribute*.json")):
+    new_report = json.loads(path.read_text())
+    results.check_report(new_report, path, kind="other")
+    attr = new_report["attribute"]
+    print(f"{path.name}: {new_report['what']}")
+    for run in new_report["runs"]:
+        a, s = str(run["attribute_id"]), run["seconds"]
+        rnd = new_report.get("random", {}).get(attr)
+        print(f"  seed {run['seed']}: {attr} MAP full retraining {run['full'][a]:.2f}, held out {run['held_out'][a]:.2f}, "
+              f"added {run['added'][a]:.2f} = {100 * run['fraction_of_full']:.0f}% of full"
+              + (f" (random {rnd:.2f})" if rnd is not None else "") + "; "
+              f"other attributes moved by at most {run['others_max_change']:.4f} MAP; "
+              f"training seconds: held out {s['held_out']:.0f}, add {s['add']:.0f}, full (cached run) {s['full']:.0f}")

@@ -122,7 +122,7 @@ def build_report(per_seed: dict[str, Any], data: Any, profile: str, seeds: list[
         "what": "ASEN++ (notebook 07): stage 1, stage 2 branches and fusion, test MAP per attribute over seeds",
         "command": "python scripts/run_asenpp_seeds.py --seeds " + " ".join(map(str, seeds)),
         "profile": profile, "seeds": sorted(int(s) for s in per_seed), "requested_seeds": seeds,
-        "dataset": {"name": "fashionsynth", "config": getattr(data.meta, "config", None)},
+        "dataset": {"name": "fashionsynth", "config": getattr(data, "config", None)},
         "config": {"stage_runs": agl.stage_runs(cfg), "model_defaults": {k: v for k, v in agl.default_options(cfg).items()},
                    "torch_threads": threads},
         "env": utils.env_report(cfg), "attribute_names": names, "groups": groups,
