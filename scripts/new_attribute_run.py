@@ -41,7 +41,7 @@ def timed(fn, model, out_dir: Path) -> float:
     return sum(h.get("train_seconds", 0.0) for h in result.history) or time.perf_counter() - started
 
 
-def one_seed(seed: int, attribute_name: str, add_epochs: int) -> dict:
+def one_seed(seed: int, attribute_name: str, add_epochs: int, add_lr: float) -> dict:
     cfg = config.load(seed=seed)
     data = data_module.load("fashionsynth", cfg=cfg)
     a = resolve_attribute(data.meta, attribute_name)
@@ -54,8 +54,8 @@ def one_seed(seed: int, attribute_name: str, add_epochs: int) -> dict:
     held_seconds = timed(lambda out: train.fit(model, held_data, cfg, out_dir=out, verbose=False), model,
                          folder / "held_out")
     held = evaluate.retrieval_map(model, data, "test")["per_attribute"]
-    add_seconds = timed(lambda out: add_attribute(model, data, a, cfg, out_dir=out, verbose=False, epochs=add_epochs),
-                        model, folder / "added")
+    add_seconds = timed(lambda out: add_attribute(model, data, a, cfg, out_dir=out, verbose=False, epochs=add_epochs,
+                                                  lr=add_lr), model, folder / f"added-{add_epochs}ep-lr{add_lr:g}")
     added = evaluate.retrieval_map(model, data, "test")["per_attribute"]
     full_map = evaluate.retrieval_map(full.model, data, "test")["per_attribute"]
     others = [b for b in range(data.meta.num_attributes) if b != a]
@@ -74,11 +74,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--attribute", default="neckline_design")
     parser.add_argument("--add-epochs", type=int, default=2)
+    parser.add_argument("--add-lr", type=float, default=1e-2,
+                        help="learning rate of the new rows (they start from their random initialisation)")
     parser.add_argument("--out", default=str(ROOT / "results" / "10_new_attribute.json"))
     args = parser.parse_args()
     runs = []
     for seed in args.seeds:
-        runs.append(one_seed(seed, args.attribute, args.add_epochs))
+        runs.append(one_seed(seed, args.attribute, args.add_epochs, args.add_lr))
         r = runs[-1]
         a = r["attribute_id"]
         print(f"seed {seed}: {args.attribute} full {r['full'][a]:.2f}, held out {r['held_out'][a]:.2f}, "
@@ -87,10 +89,11 @@ def main() -> None:
         cfg = config.load(seed=seed)
         utils.atomic_write_json(args.out, {
             "what": "a held-out attribute added to a trained ASEN by training only its embedding rows",
-            "attribute": args.attribute, "add_epochs": args.add_epochs, "profile": cfg.profile,
+            "attribute": args.attribute, "add_epochs": args.add_epochs, "add_lr": args.add_lr, "profile": cfg.profile,
             "seeds": args.seeds, "runs": runs, "settings": train.default_settings(cfg).__dict__,
             "env": utils.env_report(cfg),
-            "command": "python scripts/new_attribute_run.py --seeds " + " ".join(map(str, args.seeds))})
+            "command": f"python scripts/new_attribute_run.py --attribute {args.attribute} --add-epochs {args.add_epochs} "
+                       f"--add-lr {args.add_lr:g} --seeds " + " ".join(map(str, args.seeds))})
 
 
 if __name__ == "__main__":
