@@ -165,6 +165,14 @@ fig = viz.metrics.size_tradeoff(index_report["sizes"])
 viz.save(fig, "10_index_tradeoff", cfg)
 
 # %% [markdown]
+# **What the committed run shows (quick profile, seed 0, calibrated FashionSynth).** No codec
+# loses measurable MAP: float16 and int8 are within 0.01 of float32 and product quantisation
+# down to 40 bytes per image (4 pieces of 8 bits per attribute, a 64x smaller index) is within
+# 0.2, above or below. That is less a triumph of quantisation than a property of this model:
+# its MAP comes from colour, pattern and the lengths, which survive coarse codes; the small
+# details it would need fine distinctions for are at random anyway (section 1). CSN needs no
+# codec for a 10x saving: its masks make one general vector per image enough, at the same MAP.
+#
 # Query time on a gallery of replicated test vectors of one attribute (one thread, top 10),
 # each codec through faiss, beside exact float32 search as a torch matrix product plus top-k,
 # and the matrix product alone: the floor for exact search, since it must read every vector.
@@ -189,7 +197,8 @@ for path in sorted(RESULTS.glob("10_new_attribute*.json")):
     new_report = json.loads(path.read_text())
     results.check_report(new_report, path, kind="other")
     attr = new_report["attribute"]
-    print(f"{path.name}: {new_report['what']}")
+    print(f"{path.name}: {new_report['command']} (add: {new_report['add_epochs']} epochs, "
+          f"lr {new_report.get('add_lr', 1e-3):g})")
     for run in new_report["runs"]:
         a, s = str(run["attribute_id"]), run["seconds"]
         rnd = new_report.get("random", {}).get(attr)
@@ -198,3 +207,16 @@ for path in sorted(RESULTS.glob("10_new_attribute*.json")):
               + (f" (random {rnd:.2f})" if rnd is not None else "") + "; "
               f"other attributes moved by at most {run['others_max_change']:.4f} MAP; "
               f"training seconds: held out {s['held_out']:.0f}, add {s['add']:.0f}, full (cached run) {s['full']:.0f}")
+
+# %% [markdown]
+# **What the committed runs show.** The other attributes' MAP does not move at all (their
+# embeddings are bit-identical, as the tests assert). The new attribute is another matter.
+# Neckline is at random even with full retraining on this data, so it cannot test the idea.
+# Pant length can: full retraining reaches the MAP printed above, the held-out model about
+# 22, and training only pant length's rows of the two attribute embeddings adds nothing
+# (55 % of full at the profile's learning rate, 54 % at 10x). The shared layers, trained
+# without pant length, do not carry what it needs, and 256 numbers per attribute cannot put
+# it back. The issue's bar (80 % of full retraining) is **not** met; retraining the shared
+# head (gate MLP and projection) too would break the other attributes' bit-identity, and is
+# the next thing to measure.
+
