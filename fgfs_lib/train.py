@@ -157,6 +157,10 @@ def run_config(model: Any, data: Any, cfg: config_module.Config, settings: Train
     # the model class's ``version`` is bumped when its computation changes, so a changed model
     # gets a new cache key and retrains instead of reloading stale weights
     model_config = {**model_config, "version": getattr(model, "version", 1)}
+    # pretrained backbone files by content: new weights under the same name retrain
+    digests = sorted({m.weights_digest for m in model.modules() if getattr(m, "weights_digest", None)})
+    if digests:
+        model_config["backbone_weights"] = digests
     return _plain({
         "model": model_config,
         # the loss choices live on the model class; recorded so a change of default retrains

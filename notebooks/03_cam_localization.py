@@ -104,8 +104,11 @@ print(f"eq. 1 on 16 untrained images: {mine.item():.3f}; "
 epochs = cfg.pick(quick=3, full=12)
 steps_per_epoch = cfg.pick(quick=300, full=1000)  # 900 steps in quick, 12k in full
 batch_size = cfg.pick(quick=32, full=64)
-lr = cfg.pick(quick=3e-3, full=1e-4)
-weights = cfg.pick(quick=None, full="imagenet")  # full: a local ImageNet file if present, else random
+lr = cfg.pick(quick=1e-3, full=1e-4)
+# the backbone's start, as the papers start from ImageNet: quick = the small CNN pretrained once
+# on FashionSynth images the course never uses (scripts/pretrain_quick_backbone.py);
+# full = a local ImageNet file if present, else random
+weights = cfg.pick(quick="fashionsynth", full="imagenet")
 
 # %% [markdown]
 # The classifier trains through the same loop as every retrieval model in this course

@@ -102,7 +102,10 @@ def test_full_profile_models_start_from_imagenet_weights_when_a_file_is_found(tm
     err = capsys.readouterr().err.strip().splitlines()
     assert model.backbone.weights_source is None
     assert len(err) == 1 and "no ImageNet weights for resnet50" in err[0] and "random initialisation" in err[0]
-    assert build_model(model_name, meta, config.load("quick")).backbone.weights_source is None
+    # the quick profile starts from the small CNN's shipped FashionSynth weights
+    assert build_model(model_name, meta, config.load("quick")).backbone.weights_source == str(
+        backbones.SMALL_CNN_WEIGHTS)
+    assert build_model(model_name, meta, config.load("quick"), weights=None).backbone.weights_source is None
     assert capsys.readouterr().err == ""
 
 
@@ -147,3 +150,72 @@ def test_registry_builds_baselines_and_rejects_unknown():
     assert emb.shape == (3, 8)
     with pytest.raises(KeyError, match="unknown model 'nope'"):
         build_model("nope", meta)
+
+
+def _save_small_cnn(path, seed, width=32, stages=("layer1", "layer2", "layer3")):
+    torch.manual_seed(seed)
+    net = make_backbone("small_cnn", stage="layer4", width=width)
+    state = {k: v for k, v in net.stages.state_dict().items() if k.split(".")[0] in stages}
+    torch.save({"state_dict": state, "record": {"what": "test"}}, path)
+    return state
+
+
+def test_small_cnn_weights_load_the_stages_the_file_has(tmp_path):
+    import hashlib
+
+    file = tmp_path / "w.pt"
+    state = _save_small_cnn(file, seed=3)
+    torch.manual_seed(99)
+    net = make_backbone("small_cnn", stage="layer4", weights=file)
+    own = net.stages.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in state.items())  # layer1-3 (BN buffers too)
+    torch.manual_seed(99)
+    random = make_backbone("small_cnn", stage="layer4")
+    layer4 = [k for k in own if k.startswith("layer4.")]
+    assert layer4 and all(torch.equal(own[k], random.stages.state_dict()[k]) for k in layer4)  # untouched
+    assert net.weights_source == str(file)
+    assert net.weights_digest == hashlib.sha256(file.read_bytes()).hexdigest()[:12]
+
+
+def test_small_cnn_weights_refuse_a_wrong_width_or_a_missing_file(tmp_path):
+    file = tmp_path / "w16.pt"
+    _save_small_cnn(file, seed=0, width=16)
+    with pytest.raises(ValueError, match="width 32"):
+        make_backbone("small_cnn", weights=file)
+    with pytest.raises(FileNotFoundError, match="pretrain_quick_backbone"):
+        make_backbone("small_cnn", weights=tmp_path / "absent.pt")
+
+
+def test_cache_key_follows_the_weights_content(tmp_path):
+    from fgfs_lib import train
+    from fgfs_lib.models.registry import build_model
+
+    meta = types.SimpleNamespace(num_attributes=2, num_values=[3, 4], name="x", attribute_names=["a", "b"],
+                                 value_names=None)
+    data = types.SimpleNamespace(meta=meta, config={"seed": 0}, root="")
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    _save_small_cnn(a, seed=1)
+    _save_small_cnn(b, seed=2)
+    cfg = config.load("quick")
+    settings = train.default_settings(cfg)
+
+    def key(weights):
+        rc = train.run_config(build_model("asen", meta, cfg, weights=weights), data, cfg, settings)
+        return rc, train.config_hash(rc)
+
+    (rc_a, ha), (rc_b, hb), (rc_none, hn) = key(a), key(b), key(None)
+    assert rc_a["model"]["backbone_weights"] != rc_b["model"]["backbone_weights"]
+    assert len({ha, hb, hn}) == 3 and "backbone_weights" not in rc_none["model"]
+    b.write_bytes(a.read_bytes())  # same content under another name: the weights' part of the key agrees
+    assert key(b)[0]["model"]["backbone_weights"] == rc_a["model"]["backbone_weights"]
+
+
+def test_shipped_quick_weights_say_how_they_were_made():
+    """The committed start of the quick profile: pretrained on images the course never uses."""
+    payload = torch.load(backbones.SMALL_CNN_WEIGHTS, map_location="cpu", weights_only=True)
+    record = payload["record"]
+    assert record["pretraining_data"]["seed"] != config.load("quick").seed == 0
+    assert record["command"].startswith("python scripts/pretrain_quick_backbone.py")
+    assert {k.split(".")[0] for k in payload["state_dict"]} == {"layer1", "layer2", "layer3"}
+    net = make_backbone("small_cnn", weights="fashionsynth")
+    assert all(torch.equal(net.stages.state_dict()[k], v) for k, v in payload["state_dict"].items())

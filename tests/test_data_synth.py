@@ -331,7 +331,7 @@ def test_size_balance_makes_the_garment_area_independent_of_its_lengths():
 
 
 def test_tops_framing_zooms_tops_only():
-    full = synth.synth_config("quick", 0, num_images=60)
+    full = synth.synth_config("quick", 0, num_images=60, framing="full")
     tops = synth.synth_config("quick", 0, num_images=60, framing="tops")
     categories, labels = synth.sample_labels(60, 0)
     neck = synth.ATTR_ID["neck_design"]

@@ -19,14 +19,27 @@ name           stages (output stride, channels)            use
                layer4 (32, 512)
 ``resnet18``   same widths as resnet34                      CSN (layer3, as published)
 ``small_cnn``  layer1 (2, 32), layer2 (4, 64),             quick profile: 64 px in, 8x8 map
-               layer3 (8, 128), layer4 (16, 256)           out of layer3
+               layer3 (8, 128), layer4 (16, 256)           out of layer3; pretrained start
 =============  ==========================================  ===================================
 
-ImageNet weights never download. ``weights=None`` means random initialisation; the
-models' builders pass :func:`default_weights` (``"imagenet"`` in the full profile). ``weights="imagenet"`` looks for ``$FGFS_WEIGHTS`` (a file, or a folder
-holding torchvision's file names such as ``resnet50-0676ba61.pth``), then torchvision's
-own cache (``torch.hub.get_dir()/checkpoints``); ``weights=<path>`` loads that file. When no
-file is found the backbone prints one line saying so and starts from random weights.
+Weights never download. ``weights=None`` means random initialisation; the models' builders
+pass :func:`default_weights`: ``"imagenet"`` in the full profile, ``"fashionsynth"`` in the
+quick one.
+
+* ResNets, ``weights="imagenet"``: looks for ``$FGFS_WEIGHTS`` (a file, or a folder holding
+  torchvision's file names such as ``resnet50-0676ba61.pth``), then torchvision's own cache
+  (``torch.hub.get_dir()/checkpoints``); ``weights=<path>`` loads that file. When no file is
+  found the backbone prints one line saying so and starts from random weights.
+* ``small_cnn``, ``weights="fashionsynth"``: the file shipped in the repository,
+  ``fgfs_lib/weights/small_cnn_fashionsynth.pt`` (layer1-layer3, width 32, about 1 MB), made once by
+  ``scripts/pretrain_quick_backbone.py``: notebook 03's attribute classifier trained on
+  FashionSynth images generated with another dataset seed than the course's, so none of
+  them is a course image. It plays the part ImageNet plays for the papers: from random
+  weights the small CNN learns none of the design details within a notebook's budget
+  (``results/06_asen_cli_scratch_seed0.md``). A missing file is an error, not a silent random start.
+
+A loaded file's short sha256 (``weights_digest``) is part of a training run's cache key, so
+new weights under the same name retrain instead of reusing old checkpoints.
 """
 
 from __future__ import annotations
@@ -44,6 +57,8 @@ RESNET_NAMES = ("resnet50", "resnet34", "resnet18")
 BACKBONE_NAMES = RESNET_NAMES + ("small_cnn",)
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 WEIGHTS_ENV = "FGFS_WEIGHTS"
+# The quick profile's start, made once by scripts/pretrain_quick_backbone.py (see that script).
+SMALL_CNN_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "small_cnn_fashionsynth.pt"
 
 
 class Backbone(nn.Module):
@@ -68,6 +83,7 @@ class Backbone(nn.Module):
         self.channels = {k: channels[k] for k in self.stages if k in channels}
         self.out_channels = channels[order[last]]
         self.weights_source: str | None = None  # file the weights came from, None = random init
+        self.weights_digest: str | None = None  # its short sha256: part of a run's cache key
 
     def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         maps: dict[str, torch.Tensor] = {}
@@ -107,6 +123,43 @@ def small_cnn_stages(width: int = 32) -> tuple["OrderedDict[str, nn.Module]", di
             if isinstance(layer, nn.Conv2d):
                 nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
     return stages, dict(zip(STAGES, widths))
+
+
+def find_small_cnn_weights(weights: str | os.PathLike) -> Path:
+    """The file behind ``weights`` for the small CNN: ``"fashionsynth"`` is the file shipped
+    in the package (:data:`SMALL_CNN_WEIGHTS`), anything else a path. Raises
+    ``FileNotFoundError`` naming the file when it is missing (the quick profile never falls
+    back to random weights silently: its numbers depend on the start)."""
+    path = SMALL_CNN_WEIGHTS if str(weights) == "fashionsynth" else Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no small_cnn weights at {path} (weights={str(weights)!r}); "
+                                f"make them with scripts/pretrain_quick_backbone.py or pass weights=None")
+    return path
+
+
+def _load_small_cnn_weights(stages: "OrderedDict[str, nn.Module]", file: Path, width: int) -> None:
+    """Load the stages the file has into ``stages`` (a file made at layer3 leaves layer4 at
+    its random start); every tensor must match in shape."""
+    payload = torch.load(file, map_location="cpu", weights_only=True)
+    state = payload.get("state_dict", payload)
+    for key, stage in stages.items():
+        prefix = f"{key}."
+        part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not part:
+            continue
+        own = stage.state_dict()
+        wrong = sorted(k for k in own if k not in part or tuple(part[k].shape) != tuple(own[k].shape))
+        if wrong:
+            raise ValueError(f"{file}: stage {key} does not fit a small_cnn of width {width} "
+                             f"(missing or mis-shaped: {wrong[:4]}); pass the width the file was made with")
+        stage.load_state_dict(part)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The first 12 hex digits of the file's sha256."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 def _torchvision_weights_enum(name: str):
@@ -198,7 +251,8 @@ def make_backbone(
     if name == "small_cnn":
         stages, channels = small_cnn_stages(width)
         if weights is not None:
-            _notice(f"no pretrained weights exist for small_cnn; ignoring weights={weights!r}, random init.")
+            source = find_small_cnn_weights(weights)
+            _load_small_cnn_weights(stages, source, width)
     else:
         import torchvision.models as tvm
 
@@ -220,6 +274,7 @@ def make_backbone(
         channels = {k: c * expansion for k, c in zip(STAGES, (64, 128, 256, 512))}
     backbone = Backbone(name, stages, channels, outputs)
     backbone.weights_source = str(source) if source is not None else None
+    backbone.weights_digest = file_digest(source) if source is not None else None
     return backbone
 
 
@@ -234,8 +289,10 @@ def default_backbone(cfg=None) -> str:
 def default_weights(cfg=None) -> str | None:
     """The profile's backbone weights: ``"imagenet"`` in full (the papers start from ImageNet;
     a local file is used when found, otherwise one line says the run starts from random
-    weights), ``None`` in quick (the small CNN has no pretrained weights)."""
+    weights), ``"fashionsynth"`` in quick (the small CNN pretrained once on FashionSynth
+    images disjoint from the course's, :data:`SMALL_CNN_WEIGHTS`). Pass ``weights=None`` to a
+    model's builder to train from scratch."""
     from ..config import load
 
     cfg = cfg if cfg is not None else load()
-    return cfg.pick(quick=None, full="imagenet")
+    return cfg.pick(quick="fashionsynth", full="imagenet")
