@@ -182,6 +182,12 @@ def test_small_cnn_weights_refuse_a_wrong_width_or_a_missing_file(tmp_path):
     _save_small_cnn(file, seed=0, width=16)
     with pytest.raises(ValueError, match="width 32"):
         make_backbone("small_cnn", weights=file)
+    # the shipped start exists for width 32 only: another width asked for it starts at random
+    torch.manual_seed(5)
+    narrow = make_backbone("small_cnn", weights="fashionsynth", width=8)
+    torch.manual_seed(5)
+    assert narrow.weights_source is None and torch.equal(
+        narrow.stages["layer1"][0].weight, make_backbone("small_cnn", width=8).stages["layer1"][0].weight)
     with pytest.raises(FileNotFoundError, match="pretrain_quick_backbone"):
         make_backbone("small_cnn", weights=tmp_path / "absent.pt")
 

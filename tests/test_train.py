@@ -14,6 +14,7 @@ import torch
 from fgfs_lib import batches, config, evaluate, metrics, train
 from fgfs_lib.data import DatasetMeta, ImageSplit, RetrievalData
 from fgfs_lib.models.csn import CSN
+from fgfs_lib.models.backbones import SMALL_CNN_WEIGHTS, file_digest
 from fgfs_lib.models.registry import build_model
 
 
@@ -95,7 +96,7 @@ def assert_same_params(a, b):
 
 
 def test_trainer_learns_tiny_set(data, cfg, tmp_path):
-    model = make("triplet", data, cfg)
+    model = make("triplet", data, cfg, weights=None)  # from scratch: the pretrained start is already good
     before = evaluate.retrieval_map(model, data, "valid")["overall"]
     result = train.fit(model, data, cfg, out_dir=tmp_path / "run", verbose=False,
                        epochs=4, steps_per_epoch=10, batch_size=24, lr=3e-3)
@@ -183,7 +184,8 @@ def test_checkpoint_of_another_model_or_config_is_refused(data, cfg, tmp_path):
                   **dict(SMALL, epochs=1, lr=1e-3))
     # only tensors and plain Python values: loads with weights_only=True
     ckpt = torch.load(path, weights_only=True)
-    assert ckpt["run_config"]["model"] == {"name": "csn", "options": {"mask": "fixed", "embed_dim": 16}, "version": CSN.version}
+    assert ckpt["run_config"]["model"] == {"name": "csn", "options": {"mask": "fixed", "embed_dim": 16}, "version": CSN.version,
+                                           "backbone_weights": [file_digest(SMALL_CNN_WEIGHTS)]}
     assert ckpt["run_config"]["seed"] == 0
 
 
@@ -293,7 +295,8 @@ def test_cli_train_then_evaluate_on_tiny_fashionsynth(tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(metrics_file.read_text())
     assert 0 <= report["map"] <= 100 and report["seed"] == 1 and report["split"] == "test"
-    assert report["config"]["model"] == {"name": "csn", "options": {"mask": "fixed"}, "version": CSN.version}
+    assert report["config"]["model"] == {"name": "csn", "options": {"mask": "fixed"}, "version": CSN.version,
+                                         "backbone_weights": [file_digest(SMALL_CNN_WEIGHTS)]}
     assert set(report["per_attribute"]) <= set(report["config"]["meta"]["attribute_names"])
     assert {"git_commit", "device", "random_map", "num_queries"} <= set(report)
 

@@ -36,7 +36,9 @@ quick one.
   FashionSynth images generated with another dataset seed than the course's, so none of
   them is a course image. It plays the part ImageNet plays for the papers: from random
   weights the small CNN learns none of the design details within a notebook's budget
-  (``results/06_asen_cli_scratch_seed0.md``). A missing file is an error, not a silent random start.
+  (``results/06_asen_cli_scratch_seed0.md``). A missing file is an error, not a silent random
+  start. The file fits the default width (32) only: a small CNN of another width asked for
+  ``"fashionsynth"`` starts from random weights (its ``weights_source`` is ``None``).
 
 A loaded file's short sha256 (``weights_digest``) is part of a training run's cache key, so
 new weights under the same name retrain instead of reusing old checkpoints.
@@ -59,6 +61,7 @@ STAGES = ("layer1", "layer2", "layer3", "layer4")
 WEIGHTS_ENV = "FGFS_WEIGHTS"
 # The quick profile's start, made once by scripts/pretrain_quick_backbone.py (see that script).
 SMALL_CNN_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "small_cnn_fashionsynth.pt"
+SMALL_CNN_WIDTH = 32  # the width SMALL_CNN_WEIGHTS was made with
 
 
 class Backbone(nn.Module):
@@ -250,7 +253,9 @@ def make_backbone(
     source: Path | None = None
     if name == "small_cnn":
         stages, channels = small_cnn_stages(width)
-        if weights is not None:
+        # the shipped file exists for the default width only; another width (tests' tiny
+        # models) starts from random weights, and its weights_source says so (None)
+        if weights is not None and not (str(weights) == "fashionsynth" and width != SMALL_CNN_WIDTH):
             source = find_small_cnn_weights(weights)
             _load_small_cnn_weights(stages, source, width)
     else:
