@@ -76,15 +76,18 @@ from fgfs_lib.data import synth
 #   counts follow FashionAI where they can be told apart at 64 px (FashionAI's "invisible"
 #   value is never drawn).
 # - **Local details are small**: neckline, collar, lapel and neck designs live in zones of
-#   3-6 % of the image, and neighbouring values differ by one to three pixels. These are the
-#   hard attributes, as in FashionAI.
+#   about 6-10 % of the image (the default `calibrated` preset; tops are shot as upper-body
+#   close-ups, the way FashionAI photographs them), and neighbouring values differ in a few
+#   dozen pixels. These are the hard attributes, as in FashionAI.
 # - **Nuisance independent of every label**: scale, position, rotation (±8°), body shape
 #   and pose, skin tone, hair, background colour and texture, a neutral second garment,
 #   and an occasional object in front of (occluder) or behind (distractor) the figure.
 #   Colour and pattern are drawn independently of the other attributes, so the overall
 #   look is a poor proxy for any single attribute.
-# - **Difficulty knobs** recorded with the data: `detail_scale` (size of the details) and
-#   `clutter` (background contrast and object probability).
+# - **Difficulty knobs** recorded with the data: `detail_scale` (size of the details),
+#   `detail_contrast`, `framing`, `size_balance` and `clutter` (background contrast and
+#   object probability); the presets `calibrated` (default) and `hard` set them
+#   (`fgfs_lib.data.synth` measures both).
 
 # %%
 t0 = time.perf_counter()

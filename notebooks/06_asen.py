@@ -39,15 +39,12 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | 2.5 min when the checkpoints exist (measured, loaded CPU); training the 3 models notebooks 04/05 did not train adds ~4 min alone (35 min measured with the CPU shared) | seed 0 test MAP: random 19.4, triplet 23.9, CSN 28.9, w/o ASA 29.9, w/o ACA 31.6, ASEN 36.3; ASEN with 3-image triplets 24.6 |
+# | quick | 2-core CPU | 160 s when notebooks 04-05 left their checkpoints (measured with one other job on the CPU); training the three models they did not train adds about 4 min | seed 0 test MAP: random 16.9, triplet 34.7, CSN 60.4, w/o ASA 83.1, w/o ACA 78.9, ASEN 87.2; ASEN with 3-image triplets 45.8 |
 # | full | 1 GPU | not yet measured (6 models x 50 epochs of 100k triplets, ResNet-50) | paper, FashionAI: triplet 38.52, CSN 53.52, w/o ASA 56.35, w/o ACA 50.87, ASEN 61.02 |
 #
-# The quick numbers above, and those in the prose below, were measured on FashionSynth
-# generator version 3, now the `hard` preset. The default is now the `calibrated` preset
-# (version 4) and a different test protocol; this notebook has not yet been re-run on it,
-# so treat them as the old data's numbers until it is. On calibrated data the trivial rows
-# of section 3 were measured within 0.5 (pixel count) and 1.1 (mean colour) MAP of random
-# off colour and pattern.
+# The quick numbers are FashionSynth's `calibrated` preset (generator version 4), with every
+# backbone starting from the small CNN pretrained once on other FashionSynth images
+# (`fgfs_lib.models.backbones`), as the papers start from ImageNet.
 
 # %%
 # %matplotlib inline
@@ -127,9 +124,8 @@ for name in ("triplet", "csn", "asen_wo_asa", "asen_wo_aca", "asen"):
 #   attribute from *one* backbone pass and uses every valid triplet of every attribute in
 #   the batch. The loss is averaged **per attribute** (each attribute's mean hinge, then the
 #   mean over attributes): colour and pattern apply to every image, so they make about 80 %
-#   of the valid triplets of a batch, and a plain mean over all triplets trains little
-#   else (measured while building this notebook: colour and pattern near 99 MAP, every
-#   other attribute at random, for every model).
+#   of the valid triplets of a batch (notebook 05 counts them), and a plain mean over all
+#   triplets would give those two four times the weight of the eight others together.
 # - **full** (GPU): the papers' setting, 100k 3-image triplets per epoch re-sampled every
 #   epoch, batch 16, Adam 1e-4, StepLR(3, 0.9), 50 epochs (ASENet_V2's schedule; the AAAI
 #   paper trained 200 epochs with lr x 0.985 per epoch).
@@ -192,7 +188,7 @@ for dataset, attributes in asen_module.PAPER_ATTRIBUTES.items():
 fig = viz_training.map_per_attribute({k: v for k, v in table.items() if k != "random"}, table["random"],
                                      title="FashionSynth test MAP: baselines, ASEN and its ablations (one seed)")
 viz.save(fig, "06_map_per_attribute")
-for label in runs:  # every model learns something (the triplet network barely: colour)
+for label in runs:  # every model learns something
     assert table[label]["overall"] > table["random"]["overall"] + 2, label
 assert table["ASEN"]["overall"] > table["random"]["overall"] + 10
 assert table["ASEN"]["colour"] > table["random"]["colour"] + 30
@@ -403,11 +399,10 @@ viz.save(fig, "06_sampler_cost")
 # %% [markdown]
 # The seconds depend on the machine and on what else runs on it (the numbers above are
 # from when each run was trained); the passes do not. Measured (seed 0, same 19,200 images
-# through the backbone): in-batch triplets reach a best valid MAP of 36.3, the papers'
-# 3-image triplets 25.1, i.e. 0.88 vs 0.29 MAP points above random per 1,000 backbone passes,
-# and 0.031 vs 0.020 per second of training as timed here (the 3-image run was timed while
-# the CPU was less loaded, which flatters it). One backbone pass per image buys far more
-# triplets, and in this budget the 3-image sampler learns colour and little else.
+# through the backbone): in-batch triplets reach a best valid MAP of 87.3, the papers'
+# 3-image triplets 45.7, i.e. 3.66 vs 1.50 MAP per 1,000 backbone passes, and 0.42 vs 0.24
+# MAP per second of training as timed here (both timed with other jobs on the CPU). One
+# backbone pass per image buys far more triplets.
 
 # %% [markdown]
 # ## 10. The full profile

@@ -56,3 +56,24 @@ def map_per_attribute(results: Mapping[str, Mapping[str, float]], random: Mappin
     ax.legend(fontsize=8, ncol=min(4, len(results) + 1))
     fig.tight_layout()
     return fig
+
+
+def difficulty_ladder(levels: Sequence[float], gains: Mapping[str, Sequence[float]], knob: str = "detail_scale",
+                      region_share: Sequence[float] | None = None,
+                      title: str = "design details: MAP above random against difficulty") -> Figure:
+    """One line per model: the mean over the design details of test MAP minus random, at each
+    level of a difficulty knob (``levels``). ``region_share`` (optional): the details' mean
+    share of the image at each level, written under the ticks."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for model, values in gains.items():
+        ax.plot(levels, values, marker="o", label=model)
+    ax.axhline(0.0, color="k", linestyle="--", linewidth=1, label="random ranking")
+    labels = [f"{v:g}" if region_share is None else f"{v:g}\n({100 * r:.1f} %)" for v, r in
+              zip(levels, region_share if region_share is not None else levels)]
+    ax.set_xticks(list(levels), labels)
+    ax.set(xlabel=knob + ("" if region_share is None else " (details' share of the image)"),
+           ylabel="MAP - random (x100)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
