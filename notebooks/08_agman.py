@@ -40,7 +40,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | not measured on an idle CPU. Measured on a CPU shared with about 5 other training jobs (load average about 19 on 2 cores): 8-14 min per run with its test evaluation, so well over an hour for the 12 runs from scratch; each reused run still costs its test evaluation (about 2 min under that load). Scaled by notebook 06's measured ratio (about 9x slower when shared), an idle CPU would need roughly 10-15 min: **over the 5 min budget** (see section 5) | read from the run (FashionSynth is being recalibrated); in the committed runs colour is the only attribute clearly above random, and not for every model (results/08_agman_seeds.md) |
+# | quick | 2-core CPU | 374 s for the live grid (6 runs of 2 x 40 steps with their test evaluations) from scratch, measured with two other jobs on the CPU | seed 0, from the pretrained small CNN: test MAP ASENet_V2 80.1, AGA only 26.1, AGA + multi-level 56.1, AGA + classification 23.7, AG-MAN 48.6, AG-MAN (equal weights) 53.5 (random 16.9): every paper claim that involves ASENet_V2 fails here, by 25-55 points. `results/08_agman_seeds.md` was measured on version 3 data from random weights and is not used until re-run |
 # | full | 1 GPU | not measured (11 runs x 50 epochs of 100k triplets, ResNet-50) | paper, FashionAI MAP: ASENet_V2 60.76, AGA only 61.97, AG-MAN 62.88; w/o ASA 50.80, w/o SA 61.67, w/o ACA 61.50, w/o CA 61.41 |
 
 # %%
@@ -280,9 +280,10 @@ for key, loss_key in (("weight_c", "classification"), ("weight_t", "triplet")):
 # Every run: the same FashionSynth data, seed and training settings
 # (`agman.run_settings`; quick: 2 epochs x 40 in-batch steps of 32 images, about a seventh of
 # the images of the profile's default run, and no validation pass (it cost more than the
-# training); the result is the last weights; full: the paper's setting). **Calibration note:** FashionSynth is being recalibrated so that the small
-# details become learnable; every number below is read from the run, and this section, the
-# multi-seed file `results/08_agman_seeds.*` and the verdicts must be re-run when it lands.
+# training); the result is the last weights; full: the paper's setting). Every number below
+# is read from the run. The multi-seed file `results/08_agman_seeds.*` predates the
+# calibrated preset and the pretrained start, so section 7 does not use it until it is
+# re-run.
 
 # %%
 # live: the main grid (Tables 5-6, ASENet_V2, equal weights); Tables 7-8's one-part-off runs
