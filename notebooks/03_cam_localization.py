@@ -40,7 +40,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | 5.3 min measured with the CPU shared with one other training job (training 900 steps: 186 s); a rerun loads the checkpoint: 99 s | accuracy (from the pretrained small CNN): colour 1.00, pattern 0.99, lengths 0.65-0.88, design details 0.80-0.97 (majority 0.12-0.26). Mass inside the region on the details 0.40-0.53 vs 0.06-0.10 uniform; box IoU at the papers' thresholds 0.31 (FSN) / 0.20 (ASEN++) vs 0.33 for a fixed centre box |
+# | quick | 2-core CPU | 4.0 min from scratch, measured with two other jobs on the CPU (training 600 steps: 125 s) | accuracy (from the pretrained small CNN): colour 1.00, pattern 0.99, lengths 0.62-0.85, design details 0.77-0.96 (majority 0.12-0.26). Mass inside the region on the details 0.39-0.52 vs 0.06-0.10 uniform; box IoU at the papers' thresholds 0.30 (FSN) / 0.20 (ASEN++) vs 0.33 for a fixed centre box |
 # | full | 1 GPU | not yet measured | not yet measured (224 px, ResNet-50 cut after layer3, 14x14 maps) |
 
 # %%
@@ -408,34 +408,33 @@ viz.save(fig, "03_asen_crops")
 # %% [markdown]
 # ## 8. What our run shows
 #
-# Numbers from the quick profile, seed 0 (900 steps of 32 images from the pretrained small
-# CNN; one seed only; the notebook now trains 600 steps, so a rerun prints its own numbers,
-# a little lower).
+# Numbers from the quick profile, seed 0 (600 steps of 32 images from the pretrained small
+# CNN; one seed only).
 #
-# - **From the pretrained start, the classifier knows every attribute.** Accuracy 0.65
+# - **From the pretrained start, the classifier knows every attribute.** Accuracy 0.62
 #   (coat length) to 1.00 (colour) against majority guesses of 0.12-0.26; the four design
-#   details 0.80-0.97. From random weights the same 900 steps left the lengths partly
-#   learned and the details at chance (this notebook's earlier runs; the learning curves in
-#   `results/synth_calibration/` need about 4,000 steps before every detail is above
-#   majority + 0.15).
+#   details 0.77-0.96. From random weights, 900 steps left the lengths partly learned and
+#   the details at chance (this notebook's earlier runs); the learning curves in
+#   `results/synth_calibration/` need about 4,000 steps from scratch before every detail is
+#   above majority + 0.15.
 # - **Where the classifier knows the attribute, CAM finds its region, even a small one.**
-#   On the four details the map puts 0.40-0.53 of its mass inside a region covering
+#   On the four details the map puts 0.39-0.52 of its mass inside a region covering
 #   0.06-0.10 of the image (5-7x a uniform map), and its peak lands inside the region for
-#   76-94 % of the images.
+#   77-93 % of the images.
 # - **The colour map is not the detail maps.** Scoring the *colour* map against a detail's
-#   region points inside 7-24 % of the time, against 76-94 % for the detail's own map: once
+#   region points inside 11-31 % of the time, against 77-93 % for the detail's own map: once
 #   the backbone has channels for the details, a linear head per attribute can pick them.
-#   On the lengths the colour map does nearly as well as the own map (pointing 0.62 / 0.55 /
-#   0.92 vs 0.90 / 0.68 / 0.93 for skirt / coat / pant length): their regions are the
-#   garment's lower half. Colour and pattern themselves peak on the garment no more often
-#   than a centred Gaussian (0.56 / 0.76 vs 0.69): the close-up framing puts the garment in
-#   the middle of the picture. Boxes of attributes in different places still overlap: lapel
-#   vs coat length, box IoU 0.50 where the true regions overlap 0.08.
+#   On the lengths the colour map does nearly as well as the own map on pant length (0.93 vs
+#   0.93) and less well on skirt and coat length (0.60 / 0.53 vs 0.88 / 0.67): their regions
+#   are the garment's lower half. Colour and pattern themselves peak on the garment no more
+#   often than a centred Gaussian (0.61 / 0.79 vs 0.69): the close-up framing puts the
+#   garment in the middle of the picture. Boxes of attributes in different places still
+#   overlap: lapel vs coat length, box IoU 0.53 where the true regions overlap 0.08.
 # - **The paper's thresholds give loose boxes.** At 0.2 (FashionSearchNet) or 0.1 (ASEN++)
-#   the region above threshold covers most of the garment: mean box IoU 0.31 / 0.20 over all
+#   the region above threshold covers most of the garment: mean box IoU 0.30 / 0.20 over all
 #   attributes, *no better than a fixed centre box (0.33)*. The best threshold on our 8x8 maps
-#   is 0.4-0.7 (details: IoU 0.51 instead of 0.29 / 0.11). FashionSearchNet's boxes of the
-#   small details are 2-5 times the detail's region. The thresholds were chosen for other
+#   is 0.4-0.7 (details: IoU 0.51 instead of 0.27 / 0.11). FashionSearchNet's boxes of the
+#   small details are 2-6 times the detail's region. The thresholds were chosen for other
 #   maps (AlexNet's conv7, ASEN's attention): treat them as hyper-parameters and measure,
 #   as FashionSynth allows.
 # - **What this motivates.** CAM localises what a classifier was trained to recognise, after
