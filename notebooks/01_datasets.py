@@ -175,7 +175,8 @@ for a, name in enumerate(meta.attribute_names):
     rows = torch.nonzero(ds.train.labels[:2000, a] >= 0).flatten()
     area[name] = 100 * ds.train.region_masks(rows, a).float().mean().item()
     print(f"{name:16s} region = {area[name]:5.1f} % of the image")
-assert all(1 < area[n] < 8 for n in ("collar_design", "lapel_design", "neckline_design", "neck_design"))
+# the details stay small (issue 10's bar for the quick profile: at most 12 % of the image)
+assert all(1 < area[n] < 12 for n in ("collar_design", "lapel_design", "neckline_design", "neck_design"))
 assert min(area[n] for n in ("skirt_length", "coat_length", "pant_length")) > 12
 
 # %% [markdown]
@@ -359,7 +360,7 @@ except FileNotFoundError as err:
 # ## Summary
 #
 # - FashionSynth: 10 attributes (8 FashionAI + colour + pattern) over 7 categories, with
-#   "not applicable" labels, small local details (3-6 % of the image) and nuisance that is
+#   "not applicable" labels, small local details (about 6-10 % of the image) and nuisance that is
 #   independent of every label. Every applicable attribute has a ground-truth box and mask.
 # - `data.load("fashionsynth", cfg=cfg)` returns train / valid / test `ImageSplit`s and the
 #   query / candidate rows of the FashionAI protocol (or `protocol="multilabel"`).
