@@ -190,6 +190,7 @@ def test_small_cnn_weights_refuse_a_wrong_width_or_a_missing_file(tmp_path):
         narrow.stages["layer1"][0].weight, make_backbone("small_cnn", width=8).stages["layer1"][0].weight)
     with pytest.raises(FileNotFoundError, match="pretrain_quick_backbone"):
         make_backbone("small_cnn", weights=tmp_path / "absent.pt")
+    assert make_backbone("small_cnn", weights="imagenet").weights_source is None  # none exist: random
 
 
 def test_cache_key_follows_the_weights_content(tmp_path):

@@ -255,7 +255,9 @@ def make_backbone(
         stages, channels = small_cnn_stages(width)
         # the shipped file exists for the default width only; another width (tests' tiny
         # models) starts from random weights, and its weights_source says so (None)
-        if weights is not None and not (str(weights) == "fashionsynth" and width != SMALL_CNN_WIDTH):
+        if str(weights) == "imagenet":
+            _notice("no ImageNet weights exist for small_cnn; random initialisation.")
+        elif weights is not None and not (str(weights) == "fashionsynth" and width != SMALL_CNN_WIDTH):
             source = find_small_cnn_weights(weights)
             _load_small_cnn_weights(stages, source, width)
     else:
