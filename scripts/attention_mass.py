@@ -19,8 +19,8 @@ import torch
 
 import fgfs_lib
 from fgfs_lib import cam, config, train, utils
+from fgfs_lib.data.synth import DETAIL_ATTRIBUTES as DETAILS
 
-DETAILS = ("collar_design", "lapel_design", "neckline_design", "neck_design")
 
 
 @torch.no_grad()

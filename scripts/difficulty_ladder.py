@@ -24,20 +24,11 @@ from pathlib import Path
 
 import fgfs_lib
 from fgfs_lib import config, evaluate, train, utils
+from fgfs_lib.data import synth
+from fgfs_lib.data.synth import DETAIL_ATTRIBUTES as DETAILS
 from fgfs_lib.viz import training as viz_training
 
-DETAILS = ("collar_design", "lapel_design", "neckline_design", "neck_design")
 LABELS = {"asen": "ASEN", "asen_wo_asa": "ASEN w/o ASA"}
-
-
-def detail_share(split, names: list[str]) -> float:
-    """Mean over the details of the mean share of the image their region covers."""
-    shares = []
-    for name in DETAILS:
-        a = names.index(name)
-        idx = (split.labels[:, a] >= 0).nonzero().flatten()
-        shares.append(float(split.region_masks(idx, a).float().mean()))
-    return sum(shares) / len(shares)
 
 
 def main() -> int:
@@ -57,7 +48,7 @@ def main() -> int:
         names = list(data.meta.attribute_names)
         random = evaluate.random_map(data, "test")["per_attribute"]
         level = {"detail_scale": scale, "data_config_hash": data.config["config_hash"],
-                 "detail_region_share": detail_share(data.test, names),
+                 "detail_region_share": sum(synth.detail_region_shares(data.test, names).values()) / len(DETAILS),
                  "random": {names[a]: v for a, v in random.items()}, "models": {}}
         for model_name in args.models:
             run = train.train_or_load(model_name, data, cfg, verbose=False)

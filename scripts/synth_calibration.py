@@ -25,9 +25,9 @@ import torch
 from fgfs_lib import config as config_module
 from fgfs_lib import data as data_module
 from fgfs_lib import evaluate, train, trivial_baseline, utils
+from fgfs_lib.data import synth
 from fgfs_lib.models import classifier as clf
 
-DETAILS = ("collar_design", "lapel_design", "neckline_design", "neck_design")
 
 
 def parse_value(text: str):
@@ -35,17 +35,6 @@ def parse_value(text: str):
         return json.loads(text)
     except json.JSONDecodeError:
         return text
-
-
-def region_shares(split, names: list[str]) -> dict[str, float]:
-    """Mean fraction of the image covered by each detail's region, over images carrying it."""
-    out = {}
-    for name in DETAILS:
-        a = names.index(name)
-        idx = torch.nonzero(split.labels[:, a] >= 0).flatten()
-        masks = split.region_masks(idx, a)
-        out[name] = float(masks.float().mean(dim=(1, 2)).mean())
-    return out
 
 
 def main() -> None:
@@ -71,7 +60,7 @@ def main() -> None:
     trivial = trivial_baseline.trivial_maps(data, "test")
     report = {
         "generator": getattr(data, "config", options),
-        "region_share": region_shares(data.test, names),
+        "region_share": synth.detail_region_shares(data.test, names),
         "random_map": {names[a]: v for a, v in random.items()},
         "trivial_minus_random": {stat: {names[a]: r["per_attribute"][a] - random[a] for a in random}
                                  for stat, r in trivial.items()},

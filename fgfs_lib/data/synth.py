@@ -178,6 +178,7 @@ CATEGORY_ATTRIBUTES: dict[str, list[str]] = {
 }
 A = len(ATTRIBUTES)
 ATTR_ID = {name: i for i, name in enumerate(ATTRIBUTES)}
+DETAIL_ATTRIBUTES = ("collar_design", "lapel_design", "neckline_design", "neck_design")  # the small local ones
 
 PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "quick": {"num_images": 12_000, "image_size": 64, "valid_fraction": 0.2, "test_fraction": 0.2},
@@ -264,6 +265,17 @@ def config_hash(config: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------
 # Labels (main process, one generator for the whole dataset)
 # ----------------------------------------------------------------------------------------
+def detail_region_shares(split: Any, attribute_names: Sequence[str]) -> dict[str, float]:
+    """Per design detail: the mean share of the image its ground-truth region covers, over the
+    images of ``split`` (an :class:`~fgfs_lib.data.ImageSplit`) that carry it."""
+    out = {}
+    for name in DETAIL_ATTRIBUTES:
+        a = list(attribute_names).index(name)
+        rows = (split.labels[:, a] >= 0).nonzero().flatten()
+        out[name] = float(split.region_masks(rows, a).float().mean())
+    return out
+
+
 def sample_labels(num_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Category ids [N] and label matrix [N, A] (-1 = not applicable), values uniform."""
     rng = np.random.default_rng([seed, 2**31 - 1])

@@ -38,6 +38,7 @@ __all__ = [
     "build_classifier",
     "predict",
     "evaluate_classifier",
+    "majority_accuracy",
 ]
 
 
@@ -160,11 +161,18 @@ def evaluate_classifier(model: AttributeClassifier, split: Any, train_labels: Te
         "uniform": torch.tensor([1.0 / n for n in model.num_values]),
     }
     if train_labels is not None:
-        majority = torch.zeros(A)
-        for a in range(A):
-            train_known = train_labels[:, a][train_labels[:, a] >= 0]
-            if len(train_known) and known[:, a].any():
-                common = torch.bincount(train_known, minlength=model.num_values[a]).argmax()
-                majority[a] = (labels[known[:, a], a] == common).float().mean()
-        result["majority"] = majority
+        result["majority"] = majority_accuracy(labels, train_labels)
     return result
+
+
+def majority_accuracy(labels: Tensor, train_labels: Tensor) -> Tensor:
+    """[A]: accuracy on ``labels`` of always answering the training labels' most frequent
+    value of each attribute (over the entries where it applies; 0 where none does)."""
+    majority = torch.zeros(labels.shape[1])
+    for a in range(labels.shape[1]):
+        known = labels[:, a] >= 0
+        train_known = train_labels[:, a][train_labels[:, a] >= 0]
+        if len(train_known) and known.any():
+            common = torch.bincount(train_known).argmax()
+            majority[a] = (labels[known, a] == common).float().mean()
+    return majority
