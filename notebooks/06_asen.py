@@ -152,8 +152,8 @@ viz.save(fig, "06_training_curves")
 # Our numbers are on FashionSynth's test split: every attribute of a test image is one row,
 # and a fifth of each category's images are queries, the rest candidates, so each
 # attribute's rows hold every category that carries it in proportion
-# (`asen_format.stratified_protocol`). The random row is the exact expected MAP of a random
-# ranking (notebook 02). Two more rows learn nothing: they rank the candidates by the
+# (`fgfs_lib.data.core.stratified_protocol`). The random row is the exact expected MAP of a
+# random ranking (notebook 02). Two more rows learn nothing: they rank the candidates by the
 # garment's pixel count or by its mean colour (`fgfs_lib.trivial_baseline`). Where they beat
 # random, the data has a shortcut and a model's gain there proves nothing.
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 import fgfs_lib.data as data
 from fgfs_lib import config
-from fgfs_lib.data import asen_format, commands, synth
+from fgfs_lib.data import asen_format, commands, core, files, synth
 
 N = 300
 
@@ -56,7 +56,7 @@ def test_round_trip_labels_and_files(tiny, tiny_data):
     cats = torch.cat([tiny_data.train.categories, tiny_data.valid.categories, tiny_data.test.categories])
     assert torch.equal(cats, torch.from_numpy(categories))
     # The PNG files hold the same pixels and region bits as the in-memory cache.
-    names = asen_format.read_filenames(tiny / "filenames_valid.txt", [])
+    names = files.read_filenames(tiny / "filenames_valid.txt", [])
     for i in (0, 7, len(names) - 1):
         png = torch.from_numpy(np.array(Image.open(tiny / names[i]))).permute(2, 0, 1)
         assert torch.equal(png, tiny_data.valid.raw([i])[0])
@@ -159,7 +159,7 @@ def test_synth_protocol_keeps_every_category_of_an_attribute_in_proportion(tiny_
 def test_stratified_protocol_on_a_hand_made_matrix():
     labels = np.array([[0, -1], [1, 2], [-1, 1], [0, 0], [1, -1], [0, 1]])
     categories = np.array([0, 1, 2, 1, 0, 1])
-    q, c = asen_format.stratified_protocol(labels, categories, np.random.default_rng(0), 0.5)
+    q, c = core.stratified_protocol(labels, categories, np.random.default_rng(0), 0.5)
     rows = np.concatenate([q, c])
     assert sorted(map(tuple, rows[:, :2].tolist())) == [(0, 0), (1, 0), (1, 1), (2, 1), (3, 0), (3, 1),
                                                          (4, 0), (5, 0), (5, 1)]
@@ -183,7 +183,7 @@ def test_multilabel_protocol_has_every_attribute_and_disjoint_images(tiny):
 
 def test_protocol_functions_on_a_hand_made_label_matrix():
     labels = np.array([[0, -1], [1, 2], [-1, 1], [0, 0], [1, -1]])
-    q, c = asen_format.fashionai_protocol(labels, np.random.default_rng(0), 0.5)
+    q, c = core.fashionai_protocol(labels, np.random.default_rng(0), 0.5)
     rows = np.concatenate([q, c])
     assert sorted(rows[:, 0].tolist()) == [0, 1, 2, 3, 4]
     assert all(labels[i, a] == v for i, a, v in rows)

@@ -43,8 +43,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .asen_format import DataFormatError, Problem
-from .core import IMAGENET_MEAN, IMAGENET_STD, DatasetMeta, ImageSplit, RetrievalData
+from .core import IMAGENET_MEAN, IMAGENET_STD, PROTOCOLS, DatasetMeta, ImageSplit, RetrievalData
+from .files import DataFormatError, Problem
 
 DATASETS = ("fashionsynth", "fashionai", "darn", "deepfashion", "zappos50k", "shopping100k")
 
@@ -76,8 +76,8 @@ def load(name: str = "fashionsynth", root: str | Path | None = None, cfg: Any = 
     from . import asen_format
 
     key = check_name(name)
-    if protocol not in asen_format.PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; use one of {', '.join(asen_format.PROTOCOLS)}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     cfg = cfg if cfg is not None else config_module.load()
     size = image_size if image_size is not None else cfg.pick(quick=64, full=224)
     if key == "fashionsynth":

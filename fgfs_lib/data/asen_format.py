@@ -20,8 +20,11 @@ ASEN read unchanged): ``VALUES`` (value names) in ``meta.json``; ``label_{valid,
 image, 20 % of the images are queries; for search with attribute manipulation).
 
 Lines are split on white space, so files with Windows line endings (CRLF) read the same.
-Every problem is reported as ``file:line: reason`` (:class:`Problem`); :func:`read_folder`
-collects them all, :func:`load_folder` raises :class:`DataFormatError` listing them.
+Every problem is reported as ``file:line: reason`` (:class:`.files.Problem`);
+:func:`read_folder` collects them all, :func:`load_folder` raises
+:class:`.files.DataFormatError` listing them. :func:`write_folder` writes a folder, its
+query / candidate files drawn by the protocols of :mod:`.core`. The generic readers (lines,
+image lists, the root check) live in :mod:`.files`.
 """
 
 from __future__ import annotations
@@ -34,41 +37,9 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from .core import DatasetMeta, ImageSplit, RetrievalData
-
-SPLITS = ("train", "valid", "test")
-EVAL_SPLITS = ("valid", "test")
-PROTOCOLS = ("fashionai", "multilabel")
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a dataset folder, with the file and line it is on (0 = whole file)."""
-
-    path: Path
-    line: int
-    reason: str
-    kind: str = "format"  # "format", "missing", "corrupt"
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else f"{self.path}"
-        return f"{where}: {self.reason}"
-
-
-class DataFormatError(ValueError):
-    """A dataset folder could not be read; the message lists each problem as file:line."""
-
-    def __init__(self, problems: list[Problem], hint: str = ""):
-        self.problems = problems
-        shown = "\n  ".join(str(p) for p in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(f"{len(problems)} problem(s):\n  {shown}{more}" + (f"\n{hint}" if hint else ""))
-
-
-def read_lines(path: Path) -> list[str]:
-    """The file's lines without line endings (LF or CRLF) and without a UTF-8 BOM."""
-    text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
-    return text.splitlines()
+from .core import (EVAL_SPLITS, PROTOCOLS, SPLITS, DatasetMeta, ImageSplit, RetrievalData, fashionai_protocol,
+                   multilabel_protocol, stratified_protocol)
+from .files import DataFormatError, Problem, check_root, read_filenames, read_lines
 
 
 def _ints(tokens: list[str]) -> list[int] | None:
@@ -129,22 +100,6 @@ def read_meta(root: Path, problems: list[Problem], name: str | None = None) -> D
         value_names.append(list(names))
     return DatasetMeta(name=name or raw.get("DATASET", root.name), attribute_names=list(attributes),
                        value_names=value_names, category_names=raw.get("CATEGORIES"))
-
-
-def read_filenames(path: Path, problems: list[Problem]) -> list[str]:
-    if not path.is_file():
-        problems.append(Problem(path, 0, "file missing", "missing"))
-        return []
-    names = []
-    lines = read_lines(path)
-    while lines and not lines[-1].strip():  # trailing blank lines only
-        lines.pop()
-    for k, line in enumerate(lines, 1):
-        name = line.strip()
-        if not name:
-            problems.append(Problem(path, k, "empty line (line numbers are image ids; remove it)"))
-        names.append(name)
-    return names
 
 
 def read_pairs(path: Path, num_images: int, meta: DatasetMeta, problems: list[Problem],
@@ -232,21 +187,6 @@ def read_folder(root: str | Path, protocol: str = "fashionai", name: str | None 
     return FolderContents(root, meta, filenames, labels, pairs, problems, extra)
 
 
-def check_root(root: Path, dataset: str, expected: Iterable[str]) -> None:
-    """Raise a clear FileNotFoundError when ``root`` is not a folder holding ``expected`` files."""
-    root = Path(root)
-    expected = list(expected)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"{dataset}: dataset folder {root} does not exist; expected a folder holding {', '.join(expected)} "
-            f"(pass root=... or set FGFS_DATA_DIR)")
-    missing = [e for e in expected if not (root / e).exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"{dataset}: {root} is not a {dataset} folder: missing {', '.join(missing)} "
-            f"(expected {', '.join(expected)})")
-
-
 def load_folder(root: str | Path, protocol: str = "fashionai", image_size: int = 224, name: str | None = None,
                 dataset: str = "asen") -> RetrievalData:
     """Read an ASEN split folder into :class:`RetrievalData` (in memory if it has a cache/ folder)."""
@@ -325,75 +265,8 @@ class RegionFiles:
 
 
 # ----------------------------------------------------------------------------------------
-# Protocols and writing
+# Writing
 # ----------------------------------------------------------------------------------------
-def fashionai_protocol(labels: np.ndarray, rng: np.random.Generator, query_fraction: float = 0.2
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Each image gets one applicable attribute (balanced: the least-used so far), then per
-    attribute ``query_fraction`` of its images become queries. Returns (queries, candidates) [Q, 3]."""
-    n, num_attr = labels.shape
-    counts = np.zeros(num_attr, dtype=np.int64)
-    assigned = np.full(n, -1, dtype=np.int64)
-    tie_break = rng.random((n, num_attr))
-    for i in rng.permutation(n):
-        applicable = np.flatnonzero(labels[i] >= 0)
-        if len(applicable) == 0:
-            continue
-        order = np.lexsort((tie_break[i, applicable], counts[applicable]))
-        a = applicable[order[0]]
-        assigned[i] = a
-        counts[a] += 1
-    queries, candidates = [], []
-    for a in range(num_attr):
-        images = rng.permutation(np.flatnonzero(assigned == a))
-        n_query = int(round(len(images) * query_fraction))
-        for i in np.sort(images[:n_query]):
-            queries.append((i, a, labels[i, a]))
-        for i in np.sort(images[n_query:]):
-            candidates.append((i, a, labels[i, a]))
-    return np.array(queries, dtype=np.int64).reshape(-1, 3), np.array(candidates, dtype=np.int64).reshape(-1, 3)
-
-
-def multilabel_protocol(labels: np.ndarray, rng: np.random.Generator, query_fraction: float = 0.2
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """``query_fraction`` of the images are queries, the rest candidates; every applicable
-    attribute of an image is one row."""
-    n = len(labels)
-    order = rng.permutation(n)
-    is_query = np.zeros(n, dtype=bool)
-    is_query[order[: int(round(n * query_fraction))]] = True
-    img, attr = np.nonzero(labels >= 0)
-    rows = np.stack([img, attr, labels[img, attr]], 1).astype(np.int64)
-    return rows[is_query[img]], rows[~is_query[img]]
-
-
-def stratified_protocol(labels: np.ndarray, categories: np.ndarray, rng: np.random.Generator,
-                        query_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """FashionSynth's per-attribute protocol: every applicable attribute of an image is a row,
-    and within each category ``query_fraction`` of the images are queries (for all their
-    attributes), the rest candidates. Returns (queries, candidates) [Q, 3].
-
-    Why not :func:`fashionai_protocol`: a FashionAI photo carries one attribute, a FashionSynth
-    image carries three to five, and the greedy one-attribute-per-image assignment fills the
-    attributes that few categories carry first (a coat is taken by coat length and lapel long
-    before sleeve length), so whole categories went missing from an attribute's rows (0 of 438
-    test coats among the sleeve-length rows). No one-attribute assignment can keep every
-    category in proportion: a tee carries sleeve, neckline, colour and pattern, a dress the
-    same plus skirt length, so equal per-attribute shares would leave skirt length no dress.
-    Here each attribute's rows hold every image that carries it, so its categories appear in
-    exactly their proportion, and queries are drawn per category so that holds for the
-    queries too.
-    """
-    categories = np.asarray(categories)
-    is_query = np.zeros(len(labels), dtype=bool)
-    for c in np.unique(categories):
-        members = rng.permutation(np.flatnonzero(categories == c))
-        is_query[members[: int(round(len(members) * query_fraction))]] = True
-    img, attr = np.nonzero(labels >= 0)
-    rows = np.stack([img, attr, labels[img, attr]], 1).astype(np.int64)
-    return rows[is_query[img]], rows[~is_query[img]]
-
-
 def format_pairs(rows: np.ndarray) -> str:
     return "".join(f"{i} {a} {v}\n" for i, a, v in rows.tolist())
 

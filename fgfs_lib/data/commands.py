@@ -77,7 +77,7 @@ def make_data(argv: list[str]) -> int:
 def verify_data(argv: list[str]) -> int:
     from . import DATASETS
     from . import verify as verify_module
-    from .asen_format import PROTOCOLS
+    from .core import PROTOCOLS
 
     parser = argparse.ArgumentParser(prog="python -m fgfs_lib verify-data",
                                      description="Check a dataset folder; optionally write cleaned split files.")

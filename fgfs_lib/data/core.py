@@ -1,4 +1,5 @@
-"""The data containers every other module trains and evaluates on.
+"""The data containers every other module trains and evaluates on, and the protocols that
+draw their query / candidate lists.
 
 Introduced in ``notebooks/01_datasets.py``.
 
@@ -6,7 +7,11 @@ Introduced in ``notebooks/01_datasets.py``.
 * :class:`ImageSplit`: one split's images and labels, either held in memory as a uint8
   tensor (FashionSynth: ``batch`` is one indexing op plus the normalisation) or read from
   image files (real datasets: PIL decode, resize the short side, centre crop).
-* :class:`RetrievalData`: the three splits and the query / candidate lists of a protocol.
+* :class:`RetrievalData`: the three splits (:data:`SPLITS`) and the query / candidate lists of
+  a protocol (:data:`PROTOCOLS`) for the splits that have them (:data:`EVAL_SPLITS`).
+* The protocols, which draw those lists from a split's labels, for every dataset:
+  :func:`fashionai_protocol` (one attribute per image), :func:`multilabel_protocol` (every
+  attribute of an image) and :func:`stratified_protocol` (FashionSynth's, per category).
 
 Images are normalised with the ImageNet mean and standard deviation in both profiles, so a
 backbone with ImageNet weights sees what it expects; :meth:`ImageSplit.denormalize` undoes it
@@ -25,6 +30,9 @@ from torch.utils.data import Dataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLITS = ("train", "valid", "test")
+EVAL_SPLITS = ("valid", "test")
+PROTOCOLS = ("fashionai", "multilabel")
 
 
 @dataclasses.dataclass
@@ -216,7 +224,7 @@ class RetrievalData:
     protocol: str = "fashionai"
 
     def split(self, name: str) -> ImageSplit:
-        if name not in ("train", "valid", "test"):
+        if name not in SPLITS:
             raise KeyError(f"unknown split {name!r}; use train, valid or test")
         return getattr(self, name)
 
@@ -228,14 +236,84 @@ class RetrievalData:
 
     def summary(self) -> str:
         lines = [f"{self.meta.name} ({self.protocol} protocol) at {self.root}"]
-        for name in ("train", "valid", "test"):
+        for name in SPLITS:
             lines.append(f"  {name:<5} {len(self.split(name)):>7} images")
-        for name in ("valid", "test"):
+        for name in EVAL_SPLITS:
             lines.append(f"  {name:<5} {len(self.queries(name)):>7} queries {len(self.candidates(name)):>7} candidates")
         return "\n".join(lines)
 
 
 def _eval_split(split: str) -> str:
-    if split not in ("valid", "test"):
+    if split not in EVAL_SPLITS:
         raise KeyError(f"queries exist for 'valid' and 'test', not {split!r}")
     return split
+
+
+# ----------------------------------------------------------------------------------------
+# Protocols: the query / candidate rows [Q, 3] of a split, drawn from its labels [N, A]
+# ----------------------------------------------------------------------------------------
+def fashionai_protocol(labels: np.ndarray, rng: np.random.Generator, query_fraction: float = 0.2
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Each image gets one applicable attribute (balanced: the least-used so far), then per
+    attribute ``query_fraction`` of its images become queries. Returns (queries, candidates) [Q, 3]."""
+    n, num_attr = labels.shape
+    counts = np.zeros(num_attr, dtype=np.int64)
+    assigned = np.full(n, -1, dtype=np.int64)
+    tie_break = rng.random((n, num_attr))
+    for i in rng.permutation(n):
+        applicable = np.flatnonzero(labels[i] >= 0)
+        if len(applicable) == 0:
+            continue
+        order = np.lexsort((tie_break[i, applicable], counts[applicable]))
+        a = applicable[order[0]]
+        assigned[i] = a
+        counts[a] += 1
+    queries, candidates = [], []
+    for a in range(num_attr):
+        images = rng.permutation(np.flatnonzero(assigned == a))
+        n_query = int(round(len(images) * query_fraction))
+        for i in np.sort(images[:n_query]):
+            queries.append((i, a, labels[i, a]))
+        for i in np.sort(images[n_query:]):
+            candidates.append((i, a, labels[i, a]))
+    return np.array(queries, dtype=np.int64).reshape(-1, 3), np.array(candidates, dtype=np.int64).reshape(-1, 3)
+
+
+def multilabel_protocol(labels: np.ndarray, rng: np.random.Generator, query_fraction: float = 0.2
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """``query_fraction`` of the images are queries, the rest candidates; every applicable
+    attribute of an image is one row."""
+    n = len(labels)
+    order = rng.permutation(n)
+    is_query = np.zeros(n, dtype=bool)
+    is_query[order[: int(round(n * query_fraction))]] = True
+    img, attr = np.nonzero(labels >= 0)
+    rows = np.stack([img, attr, labels[img, attr]], 1).astype(np.int64)
+    return rows[is_query[img]], rows[~is_query[img]]
+
+
+def stratified_protocol(labels: np.ndarray, categories: np.ndarray, rng: np.random.Generator,
+                        query_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """FashionSynth's per-attribute protocol: every applicable attribute of an image is a row,
+    and within each category ``query_fraction`` of the images are queries (for all their
+    attributes), the rest candidates. Returns (queries, candidates) [Q, 3].
+
+    Why not :func:`fashionai_protocol`: a FashionAI photo carries one attribute, a FashionSynth
+    image carries three to five, and the greedy one-attribute-per-image assignment fills the
+    attributes that few categories carry first (a coat is taken by coat length and lapel long
+    before sleeve length), so whole categories went missing from an attribute's rows (0 of 438
+    test coats among the sleeve-length rows). No one-attribute assignment can keep every
+    category in proportion: a tee carries sleeve, neckline, colour and pattern, a dress the
+    same plus skirt length, so equal per-attribute shares would leave skirt length no dress.
+    Here each attribute's rows hold every image that carries it, so its categories appear in
+    exactly their proportion, and queries are drawn per category so that holds for the
+    queries too.
+    """
+    categories = np.asarray(categories)
+    is_query = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(categories):
+        members = rng.permutation(np.flatnonzero(categories == c))
+        is_query[members[: int(round(len(members) * query_fraction))]] = True
+    img, attr = np.nonzero(labels >= 0)
+    rows = np.stack([img, attr, labels[img, attr]], 1).astype(np.int64)
+    return rows[is_query[img]], rows[~is_query[img]]

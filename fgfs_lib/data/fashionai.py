@@ -22,8 +22,9 @@ from typing import Iterable
 
 import numpy as np
 
-from .asen_format import SPLITS, DataFormatError, Problem, read_lines, write_folder
-from .core import DatasetMeta
+from .asen_format import write_folder
+from .core import SPLITS, DatasetMeta
+from .files import DataFormatError, Problem, read_lines
 
 FASHIONAI_ATTRIBUTES = [
     "skirt_length", "sleeve_length", "coat_length", "pant_length", "collar_design", "lapel_design",

@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .asen_format import (DataFormatError, Problem, check_root, fashionai_protocol, multilabel_protocol,
-                          read_filenames, read_lines)
-from .core import DatasetMeta, ImageSplit, RetrievalData
+from .core import DatasetMeta, ImageSplit, RetrievalData, fashionai_protocol, multilabel_protocol
+from .files import DataFormatError, Problem, check_root, read_filenames, read_lines
 
 DEFAULT_NAMES = ["category", "collar", "color", "fabric", "fastening", "fit", "gender", "length", "neckline",
                  "pattern", "pocket", "sleeve"]

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from . import asen_format, shopping100k, zappos
-from .asen_format import Problem, read_lines
+from .core import EVAL_SPLITS, PROTOCOLS, SPLITS
+from .files import Problem, check_root, read_filenames, read_lines
 
 ASEN_DATASETS = ("fashionsynth", "fashionai", "darn", "deepfashion")
 CLEAN_COMMAND = "verify-data --write-clean"  # recorded in the cleaned folder's manifest
@@ -85,12 +86,12 @@ def _check_list(root: Path, list_path: Path, names: list[str], decode: bool, pro
 def image_lists(dataset: str, root: Path, problems: list[Problem]) -> dict[str, tuple[Path, list[str]]]:
     """The dataset's image lists: name -> (list file, paths)."""
     if dataset in ASEN_DATASETS:
-        return {s: (root / f"filenames_{s}.txt", asen_format.read_filenames(root / f"filenames_{s}.txt", []))
-                for s in asen_format.SPLITS}
+        return {s: (root / f"filenames_{s}.txt", read_filenames(root / f"filenames_{s}.txt", []))
+                for s in SPLITS}
     if dataset == "zappos50k":
         return {"all": (root / "filenames.json", zappos.read_filenames_json(root / "filenames.json", []))}
     if dataset == "shopping100k":
-        return {s: (root / f"imgs_{s}.txt", asen_format.read_filenames(root / f"imgs_{s}.txt", []))
+        return {s: (root / f"imgs_{s}.txt", read_filenames(root / f"imgs_{s}.txt", []))
                 for s in shopping100k.ADDE_SPLITS}
     raise ValueError(dataset)
 
@@ -106,8 +107,8 @@ def expected_files(dataset: str) -> list[str]:
 def empty_files(root: Path, protocol: str = "fashionai") -> list[Problem]:
     """An ASEN split file that exists but holds no line: an empty split, which the readers
     accept and evaluation cannot use (MAP needs queries and candidates)."""
-    names = [f"filenames_{s}.txt" for s in asen_format.SPLITS] + ["label_train.txt"]
-    names += [f for s in asen_format.EVAL_SPLITS for f in asen_format.pair_file_names(s, protocol)]
+    names = [f"filenames_{s}.txt" for s in SPLITS] + ["label_train.txt"]
+    names += [f for s in EVAL_SPLITS for f in asen_format.pair_file_names(s, protocol)]
     problems = []
     for name in names:
         path = root / name
@@ -120,7 +121,7 @@ def empty_files(root: Path, protocol: str = "fashionai") -> list[Problem]:
 def contradictions(contents: asen_format.FolderContents, protocol: str = "fashionai") -> list[Problem]:
     """Query and candidate lines whose value differs from the image's value in ``label_<split>.txt``."""
     problems = []
-    for split in asen_format.EVAL_SPLITS:
+    for split in EVAL_SPLITS:
         label_path = contents.root / f"label_{split}.txt"
         labels = contents.labels.get(split)
         if not label_path.is_file() or labels is None:
@@ -147,7 +148,7 @@ def verify(dataset: str, root: str | Path, decode: bool = True, protocol: str = 
 
     dataset = check_name(dataset)
     root = Path(root)
-    asen_format.check_root(root, dataset, expected_files(dataset))
+    check_root(root, dataset, expected_files(dataset))
     if dataset in ASEN_DATASETS:
         contents = asen_format.read_folder(root, protocol)
         problems = list(contents.problems)
@@ -231,12 +232,12 @@ def write_clean(report: VerifyReport, out_dir: str | Path, overwrite: bool = Fal
             if meta is None:
                 raise ValueError(f"{root / 'meta.json'} is unreadable; fix it before cleaning")
             (tmp / "meta.json").write_text((root / "meta.json").read_text(encoding="utf-8-sig"))
-            for split in asen_format.SPLITS:
+            for split in SPLITS:
                 _, names = lists[split]
                 keep = [k for k in range(len(names)) if k not in report.bad_images[split]]
                 remap = {old: new for new, old in enumerate(keep)}
                 (tmp / f"filenames_{split}.txt").write_text("".join(f"{rel_root}/{names[k]}\n" for k in keep))
-                files = [f"label_{split}.txt"] + [f for p in asen_format.PROTOCOLS
+                files = [f"label_{split}.txt"] + [f for p in PROTOCOLS
                                                  for f in asen_format.pair_file_names(split, p)]
                 for fname in files:
                     if (root / fname).is_file():

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .asen_format import DataFormatError, Problem, check_root, read_lines
 from .core import DatasetMeta, ImageSplit
+from .files import DataFormatError, Problem, check_root, read_filenames, read_lines
 
 CONDITIONS = ["class", "closure", "gender", "heel"]
 TRIPLET_SPLITS = {"train": "train", "valid": "val", "test": "test"}
@@ -52,26 +52,16 @@ def triplet_path(root: Path, condition: str, split: str) -> Path:
 
 
 def read_filenames_json(path: Path, problems: list[Problem]) -> list[str]:
-    if not path.is_file():
-        problems.append(Problem(path, 0, "file missing", "missing"))
+    """The image paths of ``filenames.json``: a JSON list, or one path per line."""
+    text = path.read_text(encoding="utf-8-sig") if path.is_file() else ""
+    if not text.lstrip().startswith("["):
+        return read_filenames(path, problems)  # one path per line, or the file is missing
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError as err:
+        problems.append(Problem(path, err.lineno, f"not valid JSON: {err.msg}"))
         return []
-    text = path.read_text(encoding="utf-8-sig")
-    if text.lstrip().startswith("["):
-        try:
-            names = json.loads(text)
-        except json.JSONDecodeError as err:
-            problems.append(Problem(path, err.lineno, f"not valid JSON: {err.msg}"))
-            return []
-        return [str(n).strip() for n in names]
-    lines = read_lines(path)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    names = []
-    for k, line in enumerate(lines, 1):
-        if not line.strip():
-            problems.append(Problem(path, k, "empty line (line numbers are image ids; remove it)"))
-        names.append(line.strip())
-    return names
+    return [str(n).strip() for n in names]
 
 
 def read_triplets(path: Path, num_images: int, condition: int, problems: list[Problem]) -> np.ndarray:
