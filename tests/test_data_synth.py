@@ -13,7 +13,7 @@ from PIL import Image
 
 import fgfs_lib.data as data
 from fgfs_lib import config
-from fgfs_lib.data import asen_format, commands, core, files, synth
+from fgfs_lib.data import commands, core, files, synth
 
 N = 300
 
@@ -212,7 +212,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(asen_format, "write_synth_splits", boom)
+    monkeypatch.setattr(synth, "write_synth_splits", boom)
     with pytest.raises(RuntimeError):
         synth.make_fashionsynth(tmp_path / "fs", num_images=30, processes=1)
     assert list(tmp_path.iterdir()) == []

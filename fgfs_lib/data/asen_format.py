@@ -24,7 +24,8 @@ Every problem is reported as ``file:line: reason`` (:class:`.files.Problem`);
 :func:`read_folder` collects them all, :func:`load_folder` raises
 :class:`.files.DataFormatError` listing them. :func:`write_folder` writes a folder, its
 query / candidate files drawn by the protocols of :mod:`.core`. The generic readers (lines,
-image lists, the root check) live in :mod:`.files`.
+image lists, the root check) live in :mod:`.files`; FashionSynth's own writer is in
+:mod:`.synth`.
 """
 
 from __future__ import annotations
@@ -317,15 +318,3 @@ def write_folder(root: Path, meta: DatasetMeta, filenames: dict[str, list[str]],
             qname, cname = pair_file_names(split, protocol)
             (root / qname).write_text(format_pairs(queries))
             (root / cname).write_text(format_pairs(candidates))
-
-
-def write_synth_splits(root: Path, split_data: dict[str, dict[str, Any]], config: dict[str, Any]) -> None:
-    """Write FashionSynth's split files (both protocols) into ``root``."""
-    from . import synth
-
-    meta = DatasetMeta("fashionsynth", list(synth.ATTRIBUTES), [list(synth.VALUES[a]) for a in synth.ATTRIBUTES],
-                       list(synth.CATEGORIES))
-    write_folder(root, meta, {s: d["filenames"] for s, d in split_data.items()},
-                 {s: d["labels"] for s, d in split_data.items()}, seed=config["seed"],
-                 query_fraction=config["query_fraction"],
-                 categories={s: d["categories"] for s, d in split_data.items()})

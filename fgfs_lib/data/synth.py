@@ -122,7 +122,8 @@ own generator ``numpy.random.default_rng([seed, image_index])``, so the output d
 depend on how many processes render it: the same seed and configuration give byte-identical
 files. :func:`make_fashionsynth` writes into a temporary folder and renames it. The folder
 follows the ASEN split format (see :mod:`fgfs_lib.data.asen_format`) with value names added,
-so the same reader loads synthetic and real data. Entry points:
+so the same reader loads synthetic and real data; :func:`write_synth_splits` writes its split
+files with :func:`fgfs_lib.data.asen_format.write_folder`. Entry points:
 
 * :func:`synth_config` the configuration dict of a profile (with overrides);
 * :func:`make_fashionsynth` ``(out_dir, profile="quick", seed=0, num_images=None,
@@ -873,6 +874,18 @@ def default_processes() -> int:
     return max(1, min(os.cpu_count() or 1, 16))
 
 
+def write_synth_splits(root: Path, split_data: dict[str, dict[str, Any]], config: dict[str, Any]) -> None:
+    """Write FashionSynth's split files (both protocols) into ``root``, in the ASEN split format."""
+    from .asen_format import write_folder
+    from .core import DatasetMeta
+
+    meta = DatasetMeta("fashionsynth", list(ATTRIBUTES), [list(VALUES[a]) for a in ATTRIBUTES], list(CATEGORIES))
+    write_folder(root, meta, {s: d["filenames"] for s, d in split_data.items()},
+                 {s: d["labels"] for s, d in split_data.items()}, seed=config["seed"],
+                 query_fraction=config["query_fraction"],
+                 categories={s: d["categories"] for s, d in split_data.items()})
+
+
 def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: int = 0,
                       num_images: int | None = None, image_size: int | None = None,
                       processes: int | None = None, verbose: bool = False, overwrite: bool = False,
@@ -886,7 +899,6 @@ def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: 
     ``overwrite`` (:func:`fgfs_lib.utils.atomic_path`: only what fgfs writes is replaced).
     """
     from ..utils import atomic_path, progress
-    from . import asen_format
 
     config = synth_config(profile, seed, num_images=num_images, image_size=image_size, **options)
     out_dir = Path(out_dir)
@@ -934,7 +946,7 @@ def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: 
             np.save(tmp / f"boxes_{split}.npy", boxes[s0:s1])
             (tmp / f"categories_{split}.txt").write_text(
                 "".join(CATEGORIES[c] + "\n" for c in categories[s0:s1]))
-        asen_format.write_synth_splits(tmp, split_data, config)
+        write_synth_splits(tmp, split_data, config)
         config_out = dict(config, config_hash=config_hash(config), split_sizes=sizes)
         (tmp / "config.json").write_text(json.dumps(config_out, indent=2, sort_keys=True) + "\n")
     if verbose:
