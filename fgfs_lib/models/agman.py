@@ -193,11 +193,19 @@ class ChannelPoolSpatial(nn.Module):
     """SA, eq. (4): ``W_SA = σ(Conv([mean_c, max_c](x)))``; returns ``(x ⊙ W_SA, W_SA)``.
 
     ``x`` [..., C, h, w]; ``W_SA`` [..., h, w]. ``scale`` multiplies the conv's input only.
+
+    The conv starts at zero, so the gate starts at 0.5 everywhere: SA begins as a constant
+    (a no-op up to scale) and learns where to gate. The paper gives no initialisation. With
+    PyTorch's default one, the gate of the pretrained quick backbone saturates at the very
+    positions ASA attends to, and "AGA only" reached 26.1 test MAP in notebook 08's budget
+    (seed 0) against 57.9 from the zero start and 61.8 without SA at all.
     """
 
     def __init__(self, kernel_size: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
 
     def gate(self, mean: Tensor, maximum: Tensor) -> Tensor:
         """``σ(Conv([mean, max]))`` from the channel statistics ``[..., h, w]`` -> ``[..., h, w]``."""
@@ -271,7 +279,7 @@ class AGMAN(ConditionalEmbedder):
 
     distance = "cosine"
     margin = 0.2
-    version = 1
+    version = 2  # 2: SA's conv starts at zero
 
     def __init__(
         self,

@@ -132,7 +132,8 @@ class ASENGlobalLocal(ConditionalEmbedder):
     version = 1
 
     def __init__(self, num_attributes: int, *, backbone: str = "small_cnn", local_backbone: str = "small_cnn",
-                 weights: Any = None, width: int = 32, local_width: int = 16, attribute_dim: int = 128,
+                 weights: Any = None, local_weights: Any = None, width: int = 32, local_width: int = 16,
+                 attribute_dim: int = 128,
                  global_common: int = 128, local_common: int = 64, embed_dim: int = 64, crop_size: int = 32,
                  threshold: float = 0.4, stage: str = "both", score: str = "fused", fusion: float = 0.6,
                  local_weight: float = 0.1, align_weight: float = 0.1, global_lr_scale: float = 0.1):
@@ -147,7 +148,6 @@ class ASENGlobalLocal(ConditionalEmbedder):
         self.global_lr_scale = global_lr_scale
         self.attribute_embedding = nn.Embedding(num_attributes, attribute_dim)  # shared by both branches
         self.global_backbone = make_backbone(backbone, stage="layer3", weights=weights, width=width)
-        local_weights = weights if local_backbone != "small_cnn" else None
         self.local_backbone = make_backbone(local_backbone, stage="layer3", weights=local_weights, width=local_width)
         self.global_head = BranchHead(self.global_backbone.out_channels, attribute_dim, global_common, embed_dim)
         self.local_head = BranchHead(self.local_backbone.out_channels, attribute_dim, local_common, embed_dim)
@@ -255,6 +255,7 @@ def default_options(cfg: Any = None) -> dict[str, Any]:
         "backbone": default_backbone(cfg),
         "local_backbone": cfg.pick(quick="small_cnn", full="resnet34"),
         "weights": default_weights(cfg),
+        "local_weights": cfg.pick(quick=None, full=default_weights(cfg)),
         "attribute_dim": cfg.pick(quick=128, full=512),
         "global_common": cfg.pick(quick=128, full=512),
         "local_common": cfg.pick(quick=64, full=256),

@@ -455,14 +455,20 @@ class AMNetSearcher:
 # ----------------------------------------------------------------------------- registry
 
 
-def _backbone(cfg: Any, backbone: str | None, stage: str, weights: str | None, width: int) -> nn.Module:
-    from .backbones import default_backbone, make_backbone
+PROFILE_WEIGHTS = "profile"  # the builders' default: the profile's start (backbones.default_weights)
 
+
+def _backbone(cfg: Any, backbone: str | None, stage: str, weights: str | None, width: int) -> nn.Module:
+    """The profile's backbone cut after ``stage``; ``weights="profile"`` is the profile's
+    start (the pretrained small CNN in quick, ImageNet in full), ``None`` random weights."""
+    from .backbones import default_backbone, default_weights, make_backbone
+
+    weights = default_weights(cfg) if weights == PROFILE_WEIGHTS else weights
     return make_backbone(backbone or default_backbone(cfg), stage=stage, weights=weights, width=width)
 
 
 def build_fashionsearchnet(meta: Any, cfg: Any = None, *, backbone: str | None = None, stage_name: str = "layer3",
-                           weights: str | None = None, width: int = 32, roi_size: int | None = None,
+                           weights: str | None = PROFILE_WEIGHTS, width: int = 32, roi_size: int | None = None,
                            **options: Any) -> FashionSearchNet:
     """FashionSearchNet on the profile's backbone (``small_cnn`` quick, ``resnet50`` full)
     cut after ``stage_name``; ``roi_size`` defaults to 3 (quick, 8x8 maps) / 7 (full, as
@@ -488,7 +494,7 @@ def _build_fsn_wo_loc(meta: Any, cfg: Any = None, **options: Any) -> FashionSear
 
 @register("amnet_like")
 def _build_amnet(meta: Any, cfg: Any = None, *, backbone: str | None = None, stage_name: str = "layer3",
-                 weights: str | None = None, width: int = 32, **options: Any) -> AMNetLike:
+                 weights: str | None = PROFILE_WEIGHTS, width: int = 32, **options: Any) -> AMNetLike:
     from ..config import load
 
     cfg = cfg if cfg is not None else load()
