@@ -2,6 +2,8 @@
 
     python scripts/run_agman_seeds.py                       # quick profile, seeds 0 1 2, every run
     python scripts/run_agman_seeds.py --group main          # ASENet_V2, AG-MAN and the Tables 5-6 grid
+    python scripts/run_agman_seeds.py --budget long --group main --labels ASENet_V2 "AGA only" AG-MAN \
+        --out results/08_agman_long.json                    # 7.5x the images: does the gap close?
     FGFS_PROFILE=full python scripts/run_agman_seeds.py     # paper settings, on a GPU
 
 For every seed it trains (or, through ``fgfs_lib.train.train_or_load``, reuses) the runs of
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=config.PROFILES, default=None, help="default: $FGFS_PROFILE or quick")
     parser.add_argument("--group", choices=("main", "aga", "all"), default="all",
                         help="main: ASENet_V2, AG-MAN and Tables 5-6; aga: Tables 7-8; all: both")
+    parser.add_argument("--budget", choices=agman.BUDGETS, default="notebook",
+                        help="notebook: the notebook's 2 x 40 steps of 32; long: 4 x 75 steps of 64 (notebook 06's ASEN)")
     parser.add_argument("--labels", nargs="+", default=None,
                         help="only these run labels of the group (e.g. ASENet_V2 AG-MAN for extra seeds)")
     parser.add_argument("--merge", action="store_true",
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     cfg = config.load(args.profile, args.seeds[0] if args.seeds else 0)
-    specs = agman.ablation_runs(args.group, cfg)
+    specs = agman.ablation_runs(args.group, cfg, args.budget)
     unknown = sorted(set(args.labels or []) - set(specs))
     if unknown:
         parser.error(f"unknown label(s) {unknown} in group {args.group}; choose from {list(specs)}")
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "what": "notebook 08 AG-MAN comparison over training seeds (test MAP x100, FashionSynth, dataset seed 0)",
         "profile": cfg.profile, "seeds": args.seeds, "group": args.group, "models": labels,
-        "env": utils.env_report(cfg), "settings": agman.run_settings(cfg),
+        "env": utils.env_report(cfg), "settings": agman.run_settings(cfg, args.budget), "budget": args.budget,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": torch.get_num_threads(),
         "runs": {**previous.get("runs", {}), **{label: specs[label] for label in labels}},

@@ -475,28 +475,38 @@ for _name, _fixed in VARIANTS.items():
     register(_name)(_factory(_fixed))
 
 
-def run_settings(cfg: Any = None) -> dict[str, Any]:
+BUDGETS = ("notebook", "long")
+
+
+def run_settings(cfg: Any = None, budget: str = "notebook") -> dict[str, Any]:
     """The training settings of notebook 08's runs (overrides of the profile's defaults).
 
-    Quick: 2 epochs of 40 in-batch steps of 32 images and no validation pass after each
-    epoch (the last weights are the run's result; the validation MAP costs more than the
-    training here), so that the notebook's runs fit its budget on a 2-core CPU; full: the
-    profile's defaults (the paper's setting, validated every epoch).
+    Quick, ``budget="notebook"``: 2 epochs of 40 in-batch steps of 32 images and no
+    validation pass after each epoch (the last weights are the run's result; the validation
+    MAP costs more than the training here), so that the notebook's runs fit its budget on a
+    2-core CPU. ``budget="long"``: 7.5x more images, the budget of notebook 06's ASEN (4
+    epochs of 75 steps of 64), for the question whether a gap closes with training. Full:
+    the profile's defaults (the paper's setting, validated every epoch) for either budget.
     """
     from ..config import load
 
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
     cfg = cfg if cfg is not None else load()
-    return cfg.pick(quick={"epochs": 2, "steps_per_epoch": 40, "batch_size": 32, "validate": False}, full={})
+    quick = {"epochs": 2, "steps_per_epoch": 40, "batch_size": 32, "validate": False}
+    if budget == "long":
+        quick = {**quick, "epochs": 4, "steps_per_epoch": 75, "batch_size": 64}
+    return cfg.pick(quick=quick, full={})
 
 
-def ablation_runs(group: str = "all", cfg: Any = None) -> dict[str, dict[str, Any]]:
+def ablation_runs(group: str = "all", cfg: Any = None, budget: str = "notebook") -> dict[str, dict[str, Any]]:
     """Label -> ``train_or_load`` keyword arguments for notebook 08 and the seeds script.
 
     ``"main"``: ASENet_V2 against AG-MAN, AG-MAN with fixed equal loss weights, and the
     Tables 5-6 grid; ``"aga"``: Tables 7-8's one-part-off runs; ``"all"``: both. Every run
-    uses :func:`run_settings`.
+    uses :func:`run_settings` at ``budget``.
     """
-    settings = run_settings(cfg)
+    settings = run_settings(cfg, budget)
     main = {
         "ASENet_V2": {"model_name": "asen_v2"},
         "AGA only": {"model_name": "agman_aga_only"},
