@@ -362,7 +362,11 @@ same_data = json.loads(json.dumps(data.config, default=str))
 if report is not None and (report.get("dataset") or {}).get("config") != same_data:
     print(f"{results_file.name} was measured on other FashionSynth data (hash "
           f"{(report.get('dataset') or {}).get('config', {}).get('config_hash')}, this run's: {data.config['config_hash']}) "
-          f"and from random weights: not used; re-run `python scripts/run_asenpp_seeds.py`")
+          f": not used; re-run `python scripts/run_asenpp_seeds.py`")
+    report = None
+if report is not None and report.get("config", {}).get("model_defaults") != json.loads(json.dumps(agl.default_options(cfg))):
+    print(f"{results_file.name} was measured with other model settings (another start or size): not used; "
+          f"re-run `python scripts/run_asenpp_seeds.py`")
     report = None
 if report is None:
     print("no multi-seed results for this profile and data: run python scripts/run_asenpp_seeds.py")
