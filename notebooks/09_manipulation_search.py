@@ -71,6 +71,7 @@ import torch
 
 from fgfs_lib import cam, manipulation as manip, metrics
 from fgfs_lib.models import fashionsearchnet as fsn
+from fgfs_lib.models.backbones import default_weights
 from fgfs_lib.viz import manipulation as viz_manip
 
 data = fgfs_lib.data.load("fashionsynth", cfg=cfg)
@@ -351,15 +352,21 @@ for better, worse in order:
     b, w = results[better]["topk"][30], results[worse]["topk"][30]
     print(f"live run:  {better} > {worse}: {'holds' if b > w else 'does NOT hold'} ({b:.1f} vs {w:.1f})")
 seeds_file = Path(fgfs_lib.__file__).resolve().parent.parent / "results" / "09_fsn_seeds.json"
-if seeds_file.is_file():
-    committed = json.loads(seeds_file.read_text())
+committed = json.loads(seeds_file.read_text()) if seeds_file.is_file() else None
+same_data = json.loads(json.dumps(data.config, default=str))
+if committed is not None and (committed.get("data_config") != same_data
+                              or committed.get("backbone_start") != default_weights(cfg)):
+    print(f"{seeds_file.name} was measured on other data or from another backbone start: not used; "
+          f"re-run python scripts/run_fsn_seeds.py")
+    committed = None
+if committed is not None:
     print(f"\ncommitted run: seeds {committed['seeds']}, scale {committed['scale']}, commit {committed['commit']}")
     for o in committed["summary"]["orderings"]:
         print(f"  {o['better']} > {o['worse']}: {'holds' if o['holds_on_mean'] else 'does NOT hold'} on the mean "
               f"({o['holds_in_seeds']}/{o['of']} seeds)")
     for label, row in committed["summary"]["table"].items():
         print(f"  {label:<40} Top-30 {row['top30_mean']:5.1f} ± {row['top30_std']:.1f}")
-else:
+elif not seeds_file.is_file():
     print(f"\n{seeds_file.name} not committed yet: run python scripts/run_fsn_seeds.py")
 
 # %% [markdown]

@@ -30,6 +30,7 @@ import torch
 import fgfs_lib
 from fgfs_lib import config, manipulation, utils
 from fgfs_lib.models import fashionsearchnet as fsn
+from fgfs_lib.models.backbones import default_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 KS = (1, 5, 10, 20, 30, 40, 50)
@@ -137,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         args.prototype_images = cfg.pick(**fsn.PROTOTYPE_IMAGES)
     record = {"profile": cfg.profile, "seeds": args.seeds, "scale": args.scale, "prototype_images": args.prototype_images,
               "commit": utils.git_commit(), "device": str(utils.device()), "env": utils.env_report(cfg),
-              "settings": fsn.table2_settings(cfg, args.scale), "per_seed": []}
+              "settings": fsn.table2_settings(cfg, args.scale), "per_seed": [],
+              # what notebook 09 checks before it shows this file beside its live run
+              "data_config": json.loads(json.dumps(fgfs_lib.data.load("fashionsynth", cfg=cfg).config, default=str)),
+              "backbone_start": default_weights(cfg)}
     stem = Path(args.out)
     for seed in args.seeds:
         record["per_seed"].append(run_seed(seed, cfg.profile, args.scale, args.prototype_images))
