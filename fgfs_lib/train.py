@@ -157,6 +157,9 @@ def run_config(model: Any, data: Any, cfg: config_module.Config, settings: Train
     # the model class's ``version`` is bumped when its computation changes, so a changed model
     # gets a new cache key and retrains instead of reloading stale weights
     model_config = {**model_config, "version": getattr(model, "version", 1)}
+    # the resolved constructor arguments (defaults included): a changed default retrains too
+    if getattr(model, "constructor_args", None) is not None:
+        model_config["constructor"] = model.constructor_args
     # pretrained backbone files by content: new weights under the same name retrain
     digests = sorted({m.weights_digest for m in model.modules() if getattr(m, "weights_digest", None)})
     if digests:

@@ -3,6 +3,7 @@
 Training runs use a tiny in-memory dataset (16 px, ~100 images), so each test takes seconds.
 """
 
+import inspect
 import json
 import subprocess
 import sys
@@ -184,9 +185,28 @@ def test_checkpoint_of_another_model_or_config_is_refused(data, cfg, tmp_path):
                   **dict(SMALL, epochs=1, lr=1e-3))
     # only tensors and plain Python values: loads with weights_only=True
     ckpt = torch.load(path, weights_only=True)
-    assert ckpt["run_config"]["model"] == {"name": "csn", "options": {"mask": "fixed", "embed_dim": 16}, "version": CSN.version,
-                                           "backbone_weights": [file_digest(SMALL_CNN_WEIGHTS)]}
+    model_config = dict(ckpt["run_config"]["model"])
+    constructor = model_config.pop("constructor")
+    assert model_config == {"name": "csn", "options": {"mask": "fixed", "embed_dim": 16}, "version": CSN.version,
+                            "backbone_weights": [file_digest(SMALL_CNN_WEIGHTS)]}
+    assert constructor["mask"] == "fixed" and constructor["embed_dim"] == 16  # defaults resolved beside them:
+    assert constructor["margin"] == inspect.signature(CSN).parameters["margin"].default  # a default not passed
     assert ckpt["run_config"]["seed"] == 0
+
+
+def test_a_changed_constructor_default_changes_the_cache_key(data, cfg, monkeypatch):
+    """The key holds the resolved constructor arguments: changing a default (not an option
+    anyone passed) gives a new key, so train_or_load retrains instead of reloading."""
+    from fgfs_lib.models import asen as asen_module
+
+    settings = train.default_settings(cfg, **SMALL)
+    before = train.config_hash(train.run_config(build_model("asen", data.meta, cfg), data, cfg, settings))
+    monkeypatch.setattr(asen_module, "default_options",
+                        lambda c=None, _orig=asen_module.default_options: {**_orig(c), "hidden": 64})
+    after = train.config_hash(train.run_config(build_model("asen", data.meta, cfg), data, cfg, settings))
+    assert before != after
+    again = train.config_hash(train.run_config(build_model("asen", data.meta, cfg), data, cfg, settings))
+    assert again == after  # and the key is deterministic
 
 
 def test_train_or_load_reuses_identical_config(data, cfg):
@@ -295,8 +315,10 @@ def test_cli_train_then_evaluate_on_tiny_fashionsynth(tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(metrics_file.read_text())
     assert 0 <= report["map"] <= 100 and report["seed"] == 1 and report["split"] == "test"
-    assert report["config"]["model"] == {"name": "csn", "options": {"mask": "fixed"}, "version": CSN.version,
-                                         "backbone_weights": [file_digest(SMALL_CNN_WEIGHTS)]}
+    assert {k: v for k, v in report["config"]["model"].items() if k != "constructor"} == {
+        "name": "csn", "options": {"mask": "fixed"}, "version": CSN.version,
+        "backbone_weights": [file_digest(SMALL_CNN_WEIGHTS)]}
+    assert report["config"]["model"]["constructor"]["mask"] == "fixed"
     assert set(report["per_attribute"]) <= set(report["config"]["meta"]["attribute_names"])
     assert {"git_commit", "device", "random_map", "num_queries"} <= set(report)
 

@@ -129,7 +129,7 @@ class ASENGlobalLocal(ConditionalEmbedder):
 
     distance = "cosine"
     margin = 0.2
-    version = 1
+    version = 2  # 2: the local branch starts from the profile's weights at width 32
 
     def __init__(self, num_attributes: int, *, backbone: str = "small_cnn", local_backbone: str = "small_cnn",
                  weights: Any = None, local_weights: Any = None, width: int = 32, local_width: int = 32,

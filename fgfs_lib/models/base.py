@@ -27,12 +27,31 @@ replace :meth:`ConditionalEmbedder.loss` altogether (multi-task models).
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import torch
 from torch import nn
 
 Batch = dict[str, torch.Tensor]
+
+
+def describe_argument(value: Any) -> Any:
+    """A constructor argument as plain, deterministic JSON: numbers, strings and containers
+    as they are, a module by its class and the hash of its printout (layer sizes, strides),
+    anything else by its type's name."""
+    from ..config import stable_hash
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [describe_argument(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): describe_argument(v) for k, v in value.items()}
+    if isinstance(value, nn.Module):
+        return f"{type(value).__name__}:{stable_hash(repr(value))}"
+    return type(value).__name__
 
 
 class ConditionalEmbedder(nn.Module):
@@ -50,6 +69,25 @@ class ConditionalEmbedder(nn.Module):
     margin: float = 0.2
     triplet_average: str = "attribute"
     version: int = 1  # bump when a subclass computes something new: it keys the checkpoint cache
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass records the arguments it was built with, defaults filled in, as
+        ``constructor_args``: part of a run's cache key (:func:`fgfs_lib.train.run_config`),
+        so a changed default retrains instead of reloading weights of another model."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        init, signature = cls.__init__, inspect.signature(cls.__init__)
+
+        @functools.wraps(init)
+        def recording_init(self: "ConditionalEmbedder", *args: Any, **kw: Any) -> None:
+            init(self, *args, **kw)
+            if type(self).__init__ is recording_init:  # the class being built, not a parent's call
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                self.constructor_args = {k: describe_argument(v) for k, v in bound.arguments.items() if k != "self"}
+
+        cls.__init__ = recording_init
 
     def __init__(self, num_attributes: int, embed_dim: int):
         super().__init__()
