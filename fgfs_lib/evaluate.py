@@ -10,6 +10,9 @@ Introduced in ``notebooks/05_baselines.py``.
   (:func:`fgfs_lib.metrics.mean_average_precision`). Cosine models are ranked by cosine
   similarity; models with ``distance = "euclidean"`` (CSN) by negative Euclidean distance,
   as they were trained.
+* :func:`triplet_relation` is the triplet-relation accuracy (Zappos50k's task, AG-MAN's
+  Table 4) on rows ``(anchor, closer, farther, condition)``, e.g. FashionSynth's
+  (:func:`fgfs_lib.data.synth.relation_triplets`).
 * ``python -m fgfs_lib evaluate --checkpoint FILE [--out FILE]`` writes the metrics as JSON
   with the run's config, seed, git commit and device.
 """
@@ -88,6 +91,44 @@ def embed_pairs(model: Any, split: Any, pairs: torch.Tensor, batch_size: int = 2
     return out
 
 
+def require_finite(emb: torch.Tensor, where: str, metric: str) -> None:
+    """Refuse NaN or infinite embeddings: NaN scores tie, and a tie-based metric would be meaningless."""
+    bad = int((~torch.isfinite(emb).all(dim=1)).sum()) if emb.numel() else 0
+    if bad:
+        raise NonFiniteEmbeddings(f"{bad} of {len(emb)} embeddings on {where} are not finite (NaN or inf): "
+                                  f"the model's weights or activations overflowed, so no {metric} can be computed")
+
+
+def model_device(model: Any) -> torch.device:
+    """Where the model's parameters are; :func:`fgfs_lib.utils.device` for a model without any."""
+    param = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return param.device if param is not None else utils.device()
+
+
+def triplet_relation(model: Any, images: Any, triplets: torch.Tensor, batch_size: int = 256) -> float:
+    """Triplet-relation accuracy (percent) of ``model`` on rows ``(anchor, closer, farther,
+    condition)`` indexing the ImageSplit ``images`` (Zappos50k's task, AG-MAN's Table 4).
+
+    Each distinct (image, condition) pair is embedded once for its condition
+    (:func:`embed_pairs`); a row is right when the anchor is strictly closer to the closer
+    image than to the farther one under the model's ``distance`` (cosine or Euclidean), a
+    tie is wrong (:func:`fgfs_lib.metrics.triplet_relation_accuracy`).
+    """
+    from . import metrics
+
+    triplets = torch.as_tensor(triplets).long()
+    if triplets.dim() != 2 or triplets.shape[1] != 4 or len(triplets) == 0:
+        raise ValueError(f"triplets must be [T, 4] rows (anchor, closer, farther, condition) with T >= 1, "
+                         f"got shape {tuple(triplets.shape)}")
+    condition = triplets[:, 3:]
+    wanted = torch.cat([torch.cat([triplets[:, k:k + 1], condition], 1) for k in range(3)])
+    pairs, inverse = torch.unique(wanted, dim=0, return_inverse=True)
+    emb = embed_pairs(model, images, pairs, batch_size=batch_size, device=model_device(model))
+    require_finite(emb, f"the {getattr(images, 'name', '') or 'given'} split", "triplet-relation accuracy")
+    anchor, closer, farther = emb[inverse].view(3, len(triplets), -1)
+    return metrics.triplet_relation_accuracy(anchor, farther, closer, distance=getattr(model, "distance", "cosine"))
+
+
 def retrieval_map(model: Any, data: Any, split: str = "valid", batch_size: int = 256) -> dict[str, Any]:
     """MAP (x100) of ``model`` on ``data``'s ``split`` ("valid" or "test") queries and candidates:
     ``{"overall", "per_attribute": {attr_id: map}, "per_attribute_name": {name: map},
@@ -100,10 +141,7 @@ def retrieval_map(model: Any, data: Any, split: str = "valid", batch_size: int =
     queries = getattr(data, f"{split}_queries")
     candidates = getattr(data, f"{split}_candidates")
     emb = embed_pairs(model, images, torch.cat([queries, candidates]), batch_size=batch_size)
-    bad = int((~torch.isfinite(emb).all(dim=1)).sum()) if emb.numel() else 0
-    if bad:  # NaN scores tie, and ties fall back to index order: the MAP would be meaningless
-        raise NonFiniteEmbeddings(f"{bad} of {len(emb)} embeddings on the {split} split are not finite (NaN or inf): "
-                                  "the model's weights or activations overflowed, so no MAP can be computed")
+    require_finite(emb, f"the {split} split", "MAP")
     q_emb, c_emb = emb[: len(queries)], emb[len(queries):]
     args = (q_emb, queries[:, 1], queries[:, 2], c_emb, candidates[:, 1], candidates[:, 2])
     result = metrics.mean_average_precision(*args, distance=getattr(model, "distance", "cosine"))

@@ -154,6 +154,26 @@ def test_zappos_clean_and_load(tmp_path):
     assert d.images.batch([0, 4]).shape == (2, 3, 8, 8)
 
 
+def test_zappos_reader_takes_other_condition_names(tmp_path):
+    root = tmp_path / "lists"
+    (root / "tripletlists").mkdir(parents=True)
+    (root / "filenames.json").write_text('["a.png", "b.png", "c.png"]\n')
+    for condition, lines in (("colour", "0 1 2\n2 0 1\n"), ("pattern", "1 2 0\n")):
+        for split in ("train", "val", "test"):
+            (root / "tripletlists" / f"{condition}_tripletlist_{split}.txt").write_text(lines)
+    d = zappos.load_zappos(root, image_size=8, conditions=["colour", "pattern"], name="mine")
+    assert d.triplets["test"].tolist() == [[0, 2, 1, 0], [2, 1, 0, 0], [1, 0, 2, 1]]  # condition = list position
+    assert d.meta.name == "mine" and d.meta.attribute_names == ["colour", "pattern"]
+    assert d.images.labels.shape == (3, 2) and d.config["conditions"] == ["colour", "pattern"]
+    assert d.summary().startswith("mine at ")
+    # without names, Zappos50k's four are expected, with Zappos50k's message
+    with pytest.raises(data.DataFormatError, match=r"class_tripletlist_train.txt: file missing(.|\n)*"
+                                                   r"verify-data --dataset zappos50k"):
+        zappos.load_zappos(root)
+    with pytest.raises(data.DataFormatError, match=r"heel_tripletlist_val.txt: file missing"):
+        zappos.load_zappos(root, conditions=["colour", "heel"])
+
+
 # ---------------------------------------------------------------- Shopping100k
 def test_shopping100k_reader_labels_and_problems():
     meta, names, labels, problems = shopping100k.read_shopping100k(FIXTURES / "shopping100k")

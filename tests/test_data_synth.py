@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from PIL import Image
 
 import fgfs_lib.data as data
 from fgfs_lib import config
-from fgfs_lib.data import commands, core, files, synth
+from fgfs_lib.data import commands, core, files, synth, zappos
 
 N = 300
 
@@ -241,6 +242,8 @@ def test_make_data_command(tmp_path, capsys):
     d = data.load("fashionsynth", root=out)
     assert d.train.image_size == 32 and d.config["seed"] == 3
     assert (out / "query_test.txt").is_file() and (out / "images" / "test").is_dir()
+    tr = zappos.load_zappos(out / "triplet_split", image_size=32, conditions=synth.ATTRIBUTES, name="fashionsynth")
+    assert len(tr.images) == 80 and len(tr.triplets["test"]) == 10 * len(d.test)
     capsys.readouterr()
     assert commands.verify_data(["--dataset", "fashionsynth", "--root", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"fashionsynth at {out}: 80 images checked, OK"
@@ -256,6 +259,62 @@ def test_file_based_split_without_cache_matches_the_in_memory_one(tiny, tiny_dat
     assert torch.equal(d.test.batch(idx), tiny_data.test.batch(idx))
     assert torch.equal(d.test.region_masks(idx, 8), tiny_data.test.region_masks(idx, 8))
     assert torch.equal(d.test.mask(4, 1), tiny_data.test.mask(4, 1))
+
+
+# ----------------------------------------------------------------------------- triplet relation
+@pytest.mark.filterwarnings("ignore:attribute .* single image")  # 60-image splits: rare values
+def test_relation_split_reads_back_through_the_zappos_reader(tiny, tiny_data):
+    folder = tiny / synth.RELATION_FOLDER
+    names = [f"../{n}" for s in ("train", "valid", "test")
+             for n in files.read_filenames(tiny / f"filenames_{s}.txt", [])]
+    assert len(names) == N
+    read = zappos.load_zappos(folder, image_size=64, conditions=synth.ATTRIBUTES, name="fashionsynth")
+    assert [p.resolve() for p in read.images.paths] == [(folder / n).resolve() for n in names]
+    assert read.meta.attribute_names == synth.ATTRIBUTES and "fashionsynth at" in read.summary()
+    labels = {s: tiny_data.split(s).labels for s in ("train", "valid", "test")}
+    expected = synth.relation_split(labels, seed=0)
+    sizes = [len(v) for v in labels.values()]
+    for k, split in enumerate(labels):
+        assert len(expected[split]) == synth.RELATION_TRIPLETS_PER_IMAGE * sizes[k] > 0
+        assert torch.equal(read.triplets[split], expected[split]), split
+        # the rows, in the split's own image ids, are relation_triplets of its labels
+        local = expected[split].clone()
+        local[:, :3] -= sum(sizes[:k])
+        assert torch.equal(local, synth.relation_triplets(labels[split], len(local), synth.relation_seed(0, split)))
+    # the pixels behind a test id are the test split's
+    first = int(read.triplets["test"][0, 0])
+    assert torch.equal(read.images.raw([first])[0], tiny_data.test.raw([first - sizes[0] - sizes[1]])[0])
+    # one CSN file per attribute and split, in the folder's manifest
+    lists = sorted(p.name for p in (folder / "tripletlists").iterdir())
+    assert lists == sorted(f"{a}_tripletlist_{s}.txt" for a in synth.ATTRIBUTES for s in ("train", "val", "test"))
+
+
+@pytest.mark.filterwarnings("ignore:attribute .* single image")
+def test_relation_triplets_hold_on_the_labels_and_follow_the_seed(tiny_data):
+    labels = tiny_data.train.labels
+    rows = synth.relation_triplets(labels, 3000, seed=5)
+    anchor, closer, farther, cond = rows.T
+    va, vc, vf = labels[anchor, cond], labels[closer, cond], labels[farther, cond]
+    assert bool((va >= 0).all() and (vf >= 0).all())  # every image annotated for its condition
+    assert torch.equal(va, vc) and bool((va != vf).all()) and bool((anchor != closer).all())
+    assert set(cond.tolist()) == set(range(synth.A))  # each attribute is a condition
+    assert torch.equal(cond, cond.sort().values)  # grouped by condition, as the lists hold them
+    assert torch.equal(rows, synth.relation_triplets(labels, 3000, seed=5))
+    assert not torch.equal(rows, synth.relation_triplets(labels, 3000, seed=6))
+    assert synth.relation_seed(0, "train") != synth.relation_seed(0, "test") != synth.relation_seed(1, "test")
+
+
+def test_the_relation_split_leaves_config_hash_and_images_alone(tiny, tiny_data, tmp_path):
+    # the quick profile's hash that the committed results record (results/08_agman_seeds.json)
+    assert synth.config_hash(synth.synth_config("quick", 0)) == "b5ba5a399b9a"
+    recorded = json.loads((tiny / "config.json").read_text())
+    assert recorded["config_hash"] == synth.config_hash(synth.synth_config("quick", 0, num_images=N))
+    assert not any("triplet" in key or "relation" in key for key in recorded)
+    # a folder written before the split existed still loads, to the same data
+    old = tmp_path / "before_the_split"
+    shutil.copytree(tiny, old, ignore=shutil.ignore_patterns(synth.RELATION_FOLDER))
+    d = data.load("fashionsynth", root=old)
+    assert torch.equal(d.test.images, tiny_data.test.images) and d.config == tiny_data.config
 
 
 # ----------------------------------------------------------------------------- presets (version 4)

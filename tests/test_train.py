@@ -14,6 +14,7 @@ import torch
 
 from fgfs_lib import batches, config, evaluate, metrics, train
 from fgfs_lib.data import DatasetMeta, ImageSplit, RetrievalData
+from fgfs_lib.models.base import ConditionalEmbedder
 from fgfs_lib.models.csn import CSN
 from fgfs_lib.models.backbones import SMALL_CNN_WEIGHTS, file_digest
 from fgfs_lib.models.registry import build_model
@@ -292,6 +293,55 @@ def test_retrieval_map_cosine_and_euclidean_match_oracles(data, cfg):
         if name == "triplet":
             direct = metrics.mean_average_precision(qe, q[:, 1], q[:, 2], ce, c[:, 1], c[:, 2])
             assert result["overall"] == pytest.approx(direct["overall"])
+
+
+class OneHotOfValue(ConditionalEmbedder):
+    """An image under attribute ``a`` embeds as the one-hot of its value of ``a``, read from the
+    pixels of :func:`label_pixels`; attributes outside ``known`` embed as one constant vector."""
+
+    def __init__(self, num_attributes, width, known, distance):
+        super().__init__(num_attributes, width)
+        self.known, self.distance, self.pairs = torch.as_tensor(known, dtype=torch.bool), distance, 0
+
+    def features(self, images):
+        return images[:, 0, 0, :self.num_attributes].round().long() - 1
+
+    def embed_from_features(self, feats, attributes):
+        self.pairs += len(attributes)
+        values = feats.gather(1, attributes[:, None])[:, 0]
+        one_hot = torch.nn.functional.one_hot(values.clamp_min(0), self.embed_dim).float()
+        known = self.known.to(attributes.device)[attributes, None]
+        return torch.where(known, one_hot, torch.ones_like(one_hot))
+
+
+def label_pixels(labels):
+    """An in-memory split whose image i holds ``labels[i, a] + 1`` at pixel (0, 0, a); mean 0
+    and std 1/255 make the model see those numbers."""
+    images = torch.zeros(len(labels), 3, 8, 8, dtype=torch.uint8)
+    images[:, 0, 0, :labels.shape[1]] = (labels + 1).to(torch.uint8)
+    return ImageSplit(labels, 8, images=images, mean=(0.0,) * 3, std=(1 / 255,) * 3, name="test")
+
+
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+def test_triplet_relation_on_models_that_know_every_some_or_no_condition(distance):
+    from fgfs_lib.data import synth
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (60, 3), generator=g)
+    labels[torch.rand(60, 3, generator=g) < 0.2] = -1
+    split = label_pixels(labels)
+    rows = synth.relation_triplets(labels, 400, seed=1)
+    perfect = OneHotOfValue(3, 4, [True, True, True], distance)
+    assert evaluate.triplet_relation(perfect, split, rows, batch_size=7) == 100.0
+    images = torch.cat([rows[:, [k, 3]] for k in range(3)])
+    assert perfect.pairs == len(torch.unique(images, dim=0))  # each (image, condition) embedded once
+    assert evaluate.triplet_relation(OneHotOfValue(3, 4, [False] * 3, distance), split, rows) == 0.0  # ties are wrong
+    # knowing conditions 0 and 2 only: exactly the rows of those conditions are right
+    partial = evaluate.triplet_relation(OneHotOfValue(3, 4, [True, False, True], distance), split, rows)
+    assert partial == pytest.approx(100 * float((rows[:, 3] != 1).double().mean()))
+    assert 0 < partial < 100
+    with pytest.raises(ValueError, match=r"\[T, 4\]"):
+        evaluate.triplet_relation(perfect, split, rows[:0])
 
 
 # ----------------------------------------------------------------------------- command line

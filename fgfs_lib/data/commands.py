@@ -4,8 +4,9 @@ Introduced in ``notebooks/01_datasets.py``.
 
 ``python -m fgfs_lib make-data --profile quick --seed 0 --out DIR``
     writes FashionSynth into DIR: the ASEN split files at the top level, ``images/``,
-    ``regions/`` and ``cache/`` below it (without ``--out``: the cache folder that
-    ``fgfs_lib.data.load`` uses).
+    ``regions/`` and ``cache/`` below it, and ``triplet_split/``: the triplet-relation task in
+    Zappos50k's CSN list format, one condition per attribute (without ``--out``: the cache
+    folder that ``fgfs_lib.data.load`` uses).
 ``python -m fgfs_lib verify-data --dataset NAME --root DIR [--write-clean OUT]``
     reports every missing, unreadable or corrupt image, every malformed, empty or
     contradictory split file as ``file:line: reason``; when there are problems it ends with

@@ -123,7 +123,12 @@ depend on how many processes render it: the same seed and configuration give byt
 files. :func:`make_fashionsynth` writes into a temporary folder and renames it. The folder
 follows the ASEN split format (see :mod:`fgfs_lib.data.asen_format`) with value names added,
 so the same reader loads synthetic and real data; :func:`write_synth_splits` writes its split
-files with :func:`fgfs_lib.data.asen_format.write_folder`. Entry points:
+files with :func:`fgfs_lib.data.asen_format.write_folder`. The subfolder ``triplet_split/``
+holds the triplet-relation task (Zappos50k's, Table 4 of AG-MAN) in Zappos50k's CSN list
+format, one condition per attribute (:func:`write_relation_split`; read it with
+:func:`fgfs_lib.data.zappos.load_zappos`); it is derived from the labels and the seed, so it is
+not part of the configuration or its hash, and folders written before it existed load as
+before. Entry points:
 
 * :func:`synth_config` the configuration dict of a profile (with overrides);
 * :func:`make_fashionsynth` ``(out_dir, profile="quick", seed=0, num_images=None,
@@ -132,6 +137,8 @@ files with :func:`fgfs_lib.data.asen_format.write_folder`. Entry points:
 * :func:`ensure_fashionsynth` ``(cfg, **overrides) -> Path`` the cached folder
   ``cfg.data_dir / "fashionsynth" / <config hash>``, generated on first use;
 * :func:`render_image` one image, its region masks and boxes (for the notebook).
+* :func:`relation_triplets` ``(labels, num_triplets, seed)`` triplet-relation rows
+  ``(anchor, closer, farther, condition)`` of one split.
 """
 
 from __future__ import annotations
@@ -886,6 +893,84 @@ def write_synth_splits(root: Path, split_data: dict[str, dict[str, Any]], config
                  categories={s: d["categories"] for s, d in split_data.items()})
 
 
+# ----------------------------------------------------------------------------------------
+# The triplet-relation split (Zappos50k's task, in its CSN list format)
+# ----------------------------------------------------------------------------------------
+RELATION_FOLDER = "triplet_split"
+RELATION_TRIPLETS_PER_IMAGE = 10  # rows drawn per image of the split, over all conditions
+
+
+def relation_seed(seed: int, split: str) -> int:
+    """The seed of one split's triplet-relation rows, derived from the dataset ``seed``."""
+    from .core import SPLITS
+
+    index = SPLITS.index(split)
+    return int(np.random.SeedSequence([seed, 0x7452, index]).generate_state(1)[0])
+
+
+def relation_triplets(labels: Any, num_triplets: int, seed: int) -> Any:
+    """Triplet-relation rows ``(anchor, closer, farther, condition)`` (LongTensor [T, 4]) from a
+    split's ``labels [N, A]``, the condition being the attribute id.
+
+    Drawn by :func:`fgfs_lib.sampling.relation_triplet_list` from ``torch.Generator`` seeded
+    with ``seed``: the anchor and the closer image share the condition's value, the farther
+    image has another one (each annotated). Rows are ordered by condition (stably), the order
+    the CSN lists hold them, so a split read back through :mod:`.zappos` gives the same tensor.
+    """
+    import torch
+
+    from ..sampling import csn_rows_to_triplets, relation_triplet_list
+
+    generator = torch.Generator().manual_seed(int(seed))
+    rows = csn_rows_to_triplets(relation_triplet_list(torch.as_tensor(labels), num_triplets, generator))
+    return rows[torch.argsort(rows[:, 3], stable=True)]
+
+
+def relation_split(split_labels: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Every split's triplet-relation rows with image ids over all splits in order (train,
+    valid, test: the order of ``filenames.json``), :data:`RELATION_TRIPLETS_PER_IMAGE` rows per
+    image. A split too small to form any triplet gets none."""
+    import torch
+
+    out, offset = {}, 0
+    for split, labels in split_labels.items():
+        try:
+            rows = relation_triplets(labels, RELATION_TRIPLETS_PER_IMAGE * len(labels), relation_seed(seed, split))
+        except ValueError as error:
+            if "no attribute can form a triplet" not in str(error):
+                raise
+            rows = torch.zeros(0, 4, dtype=torch.long)
+        rows[:, :3] += offset
+        out[split] = rows
+        offset += len(labels)
+    return out
+
+
+def write_relation_split(root: Path, split_data: dict[str, dict[str, Any]], config: dict[str, Any]) -> Path:
+    """Write the triplet-relation split into ``root / RELATION_FOLDER`` in the CSN list format
+    of Zappos50k: ``filenames.json`` (every image, paths relative to that folder) and
+    ``tripletlists/<attribute>_tripletlist_{train,val,test}.txt`` (line ``i j k``: image ``i``
+    is closer to ``k`` than to ``j``). Read it back with
+    ``zappos.load_zappos(root / RELATION_FOLDER, conditions=ATTRIBUTES, name="fashionsynth")``.
+    Outside ``config.json``: the dataset's config and hash do not depend on it."""
+    import warnings
+
+    from .zappos import triplet_path
+
+    folder = Path(root) / RELATION_FOLDER
+    (folder / "tripletlists").mkdir(parents=True)
+    names = [f"../{name}" for d in split_data.values() for name in d["filenames"]]
+    (folder / "filenames.json").write_text(json.dumps(names, indent=0) + "\n")
+    with warnings.catch_warnings():  # values with a single image in a small split: expected, not news
+        warnings.simplefilter("ignore")
+        rows = relation_split({s: d["labels"] for s, d in split_data.items()}, config["seed"])
+    for split, split_rows in rows.items():
+        for a, name in enumerate(ATTRIBUTES):
+            part = split_rows[split_rows[:, 3] == a].tolist()
+            triplet_path(folder, name, split).write_text("".join(f"{i} {far} {near}\n" for i, near, far, _ in part))
+    return folder
+
+
 def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: int = 0,
                       num_images: int | None = None, image_size: int | None = None,
                       processes: int | None = None, verbose: bool = False, overwrite: bool = False,
@@ -947,6 +1032,7 @@ def make_fashionsynth(out_dir: str | os.PathLike, profile: str = "quick", seed: 
             (tmp / f"categories_{split}.txt").write_text(
                 "".join(CATEGORIES[c] + "\n" for c in categories[s0:s1]))
         write_synth_splits(tmp, split_data, config)
+        write_relation_split(tmp, split_data, config)
         config_out = dict(config, config_hash=config_hash(config), split_sizes=sizes)
         (tmp / "config.json").write_text(json.dumps(config_out, indent=2, sort_keys=True) + "\n")
     if verbose:

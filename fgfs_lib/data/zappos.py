@@ -9,6 +9,11 @@ Folder layout (as released with Conditional Similarity Networks):
 * ``tripletlists/{class,closure,gender,heel}_tripletlist_{train,val,test}.txt``: conditions
   0..3 in that order; a line ``i j k`` means image ``i`` is closer to ``k`` than to ``j``.
 
+The same layout with other condition names is read by passing them:
+``load_zappos(root, conditions=[...])`` (condition ``c`` = position ``c`` in that list);
+FashionSynth's triplet-relation split (``<root>/triplet_split``, written by ``make-data``,
+:func:`fgfs_lib.data.synth.write_relation_split`) is read that way with its attributes.
+
 :func:`load_zappos` returns :class:`TripletData`: one :class:`ImageSplit` over all images
 (labels are all unknown: Zappos50k's task gives relations, not values) and per split a
 LongTensor [T, 4] of rows ``(anchor, closer, farther, condition)``, the same column meaning
@@ -21,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -44,7 +50,7 @@ class TripletData:
 
     def summary(self) -> str:
         parts = ", ".join(f"{s} {len(t)}" for s, t in self.triplets.items())
-        return f"zappos50k at {self.root}: {len(self.images)} images; triplets: {parts}"
+        return f"{self.meta.name} at {self.root}: {len(self.images)} images; triplets: {parts}"
 
 
 def triplet_path(root: Path, condition: str, split: str) -> Path:
@@ -91,27 +97,38 @@ def read_triplets(path: Path, num_images: int, condition: int, problems: list[Pr
     return np.array(rows, dtype=np.int64).reshape(-1, 4)
 
 
-def read_zappos(root: str | Path) -> tuple[list[str], dict[str, np.ndarray], list[Problem]]:
+def read_zappos(root: str | Path, conditions: Sequence[str] | None = None
+                ) -> tuple[list[str], dict[str, np.ndarray], list[Problem]]:
+    """Image names, rows per split and problems; ``conditions`` default to Zappos50k's four."""
     root = Path(root)
+    conditions = CONDITIONS if conditions is None else list(conditions)
     problems: list[Problem] = []
     names = read_filenames_json(root / "filenames.json", problems)
     triplets = {}
     for split in TRIPLET_SPLITS:
         parts = [read_triplets(triplet_path(root, c, split), len(names), ci, problems)
-                 for ci, c in enumerate(CONDITIONS)]
+                 for ci, c in enumerate(conditions)]
         triplets[split] = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
     return names, triplets, problems
 
 
-def load_zappos(root: str | Path, image_size: int = 112) -> TripletData:
+def load_zappos(root: str | Path, image_size: int = 112, conditions: Sequence[str] | None = None,
+                name: str = "zappos50k") -> TripletData:
+    """Read a CSN triplet-list folder; ``conditions`` (default Zappos50k's four) name the
+    lists, ``name`` the dataset (in the metadata and messages)."""
     root = Path(root)
-    check_root(root, "zappos50k", ["filenames.json", "tripletlists"])
-    names, triplets, problems = read_zappos(root)
+    check_root(root, name, ["filenames.json", "tripletlists"])
+    names, triplets, problems = read_zappos(root, conditions)
     if problems:
-        raise DataFormatError(problems, hint=f"run `python -m fgfs_lib verify-data --dataset zappos50k --root {root} "
-                                             f"--write-clean DIR` for a cleaned copy")
-    meta = DatasetMeta("zappos50k", list(CONDITIONS), [[] for _ in CONDITIONS])
-    labels = torch.full((len(names), len(CONDITIONS)), -1, dtype=torch.long)
+        hint = (f"run `python -m fgfs_lib verify-data --dataset zappos50k --root {root} --write-clean DIR` "
+                f"for a cleaned copy" if conditions is None else
+                f"fix the lines listed above (conditions: {', '.join(conditions)})")
+        raise DataFormatError(problems, hint=hint)
+    conditions = CONDITIONS if conditions is None else list(conditions)
+    meta = DatasetMeta(name, list(conditions), [[] for _ in conditions])
+    labels = torch.full((len(names), len(conditions)), -1, dtype=torch.long)
     images = ImageSplit(labels, image_size, paths=[root / n for n in names], name="all")
-    return TripletData(meta, images, {s: torch.from_numpy(t) for s, t in triplets.items()}, root,
-                       {"dataset": "zappos50k", "root": str(root), "image_size": image_size})
+    config = {"dataset": name, "root": str(root), "image_size": image_size}
+    if conditions != CONDITIONS:
+        config["conditions"] = list(conditions)
+    return TripletData(meta, images, {s: torch.from_numpy(t) for s, t in triplets.items()}, root, config)
