@@ -220,9 +220,10 @@ def fsn_boxes(maps: Tensor, threshold: float = 0.2, rule: str = "minmax") -> Ten
       whole frame;
     * ``"max"`` (the paper's words, FashionSearchNet's default in
       :mod:`fgfs_lib.models.fashionsearchnet`): the raw map above ``threshold * max``. For
-      a map with negative values this threshold is lower than the min-max one, so boxes
-      are larger; a map whose maximum is not positive has no foreground and gives the
-      whole frame.
+      a map with negative values this threshold is higher than the min-max one
+      (``threshold * max > min + threshold (max - min)`` when ``min < 0``), so boxes are
+      as tight or tighter; a map whose maximum is not positive has no foreground and
+      gives the whole frame.
     """
     if not 0.0 <= threshold < 1.0:
         raise ValueError(f"threshold must be in [0, 1), got {threshold}")
