@@ -257,8 +257,8 @@ def default_options(cfg: Any = None) -> dict[str, Any]:
         "local_backbone": cfg.pick(quick="small_cnn", full="resnet34"),
         "weights": default_weights(cfg),
         # both branches start from the profile's weights, as the paper's two ImageNet ResNets;
-        # quick, seed 0: local only 73.6 test MAP from the pretrained small CNN, 39.7 from a
-        # random one of half the width (fused 87.8 vs 85.6); 48 px crops cost 1.7x and gave 70.3
+        # quick, seed 0 (notebook 07): local only 74.0 test MAP from the pretrained small CNN,
+        # 39.6 from a random one of half the width (commit 6bebcf0; fused 87.8 vs 85.6)
         "local_weights": default_weights(cfg),
         "attribute_dim": cfg.pick(quick=128, full=512),
         "global_common": cfg.pick(quick=128, full=512),
