@@ -142,11 +142,23 @@ def _discount(k: int, device: Any) -> Tensor:
     return 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64, device=device))
 
 
+def _relevance(gallery_labels: Tensor, target: Tensor, scores: Tensor, top: Tensor | None = None) -> Tensor:
+    """[Q, N] (or [Q, K] at the ``top`` indices) share of attributes equal to the target's;
+    0 where the score is ``-inf``: an image left out of the ranking (the query itself, which
+    a gallery of K or fewer images would otherwise put in the top K, and which the best
+    ordering of the gallery would otherwise count)."""
+    if top is None:
+        rel = (gallery_labels[None] == target[:, None, :]).double().mean(-1)
+    else:
+        rel, scores = (gallery_labels[top] == target[:, None, :]).double().mean(-1), scores.gather(1, top)
+    return rel.masked_fill(scores == float("-inf"), 0.0)
+
+
 def adde_ndcg(scores: Tensor, target: Tensor, gallery_labels: Tensor, k: int = 30) -> Tensor:
     """[Q] NDCG@K as ADDE computes it (module notes): graded relevance = share of matching
     attribute groups, gain ``2^rel - 1``, ideal DCG of K fully relevant results."""
     top = _top(scores, k)
-    rel = (gallery_labels[top] == target[:, None, :]).double().mean(-1)  # [Q, K]
+    rel = _relevance(gallery_labels, target, scores, top)  # [Q, K]
     discount = _discount(top.shape[1], scores.device)
     return ((2 ** rel - 1) * discount).sum(1) / _discount(k, scores.device).sum()
 
@@ -155,7 +167,7 @@ def ndcg_gallery(scores: Tensor, target: Tensor, gallery_labels: Tensor, k: int 
     """[Q] the same DCG divided by the best ordering of *this* gallery (as
     :func:`fgfs_lib.metrics.manipulation_ndcg` with ``gain="fraction"``)."""
     top = _top(scores, k)
-    rel_all = (gallery_labels[None] == target[:, None, :]).double().mean(-1)  # [Q, N]
+    rel_all = _relevance(gallery_labels, target, scores)
     discount = _discount(top.shape[1], scores.device)
     dcg = ((2 ** torch.gather(rel_all, 1, top) - 1) * discount).sum(1)
     ideal = ((2 ** torch.sort(rel_all, 1, descending=True).values[:, :top.shape[1]] - 1) * discount).sum(1)
@@ -322,7 +334,7 @@ def random_topk(queries: Tensor, gallery_labels: Tensor, ks: Sequence[int] = DEF
     out = {}
     for k in ks:
         log_miss = (torch.lgamma(n - m + 1) - torch.lgamma((n - m - k + 1).clamp_min(1))
-                    - math.lgamma(n + 1) + math.lgamma(n - k + 1))
+                    - math.lgamma(n + 1) + math.lgamma(max(n - k + 1, 1)))  # K > n: found surely
         miss = torch.where(n - m >= k, log_miss.exp(), torch.zeros_like(m))
         out[int(k)] = float((1 - miss).mean() * 100)
     return out
