@@ -23,6 +23,8 @@ STEPS = [
     ("06", ["scripts/compare_seeds.py", "--seeds", "0", "1", "2", "--quiet"]),
     ("07", ["scripts/run_asenpp_seeds.py", "--seeds", "0", "1", "2"]),
     ("08", ["scripts/run_agman_seeds.py"]),
+    ("08", ["scripts/run_agman_seeds.py", "--budget", "long", "--group", "main", "--labels", "ASENet_V2", "AGA only",
+            "AG-MAN", "--out", "results/08_agman_long.json"]),
     ("09", ["scripts/run_fsn_seeds.py", "--seeds", "0", "1", "2"]),
     ("10", ["scripts/index_tradeoff.py"]),
     ("10", ["scripts/new_attribute_run.py", "--seeds", "0", "1", "2"]),
