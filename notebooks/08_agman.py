@@ -40,7 +40,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | 123 s on an idle CPU in a fresh-clone `./course test` (commit bcd5a99, before section 9 and the SA initialisation; not re-timed since) | seed 0, from the pretrained small CNN: test MAP ASENet_V2 80.1, AGA only 57.9, AGA + multi-level 51.4, AGA + classification 55.5, AG-MAN 56.7, AG-MAN (equal weights) 57.3 (random 16.9); TR accuracy CSN 86.3, ASENet_V2 90.9, AG-MAN 85.0 %. Three seeds (`results/08_agman_seeds.md`): AG-MAN 56.4 ± 0.4 against ASENet_V2 79.6 ± 0.7; at 7.5x the images (`results/08_agman_long.md`) see section 10 |
+# | quick | 2-core CPU | 123 s on an idle CPU in a fresh-clone `./course test` (commit bcd5a99, before section 9 and the SA initialisation; not re-timed since) | seed 0, from the pretrained small CNN: test MAP ASENet_V2 80.1, AGA only 57.9, AGA + multi-level 51.4, AGA + classification 55.5, AG-MAN 56.7, AG-MAN (equal weights) 57.3 (random 16.9); TR accuracy CSN 86.3, ASENet_V2 90.9, AG-MAN 85.0 %. Three seeds (`results/08_agman_seeds.md`): AG-MAN 56.4 ± 0.4 against ASENet_V2 79.6 ± 0.7; at 7.5x the images (`results/08_agman_long.md`) 82.6 ± 0.3 against 89.5 ± 0.6 |
 # | full | 1 GPU | not measured (11 runs x 50 epochs of 100k triplets, ResNet-50) | paper, FashionAI MAP: ASENet_V2 60.76, AGA only 61.97, AG-MAN 62.88; w/o ASA 50.80, w/o SA 61.67, w/o ACA 61.50, w/o CA 61.41 |
 
 # %%
@@ -462,13 +462,15 @@ for label, (start_acc, acc) in tr_acc.items():
 #   SA, ACA and CA within one seed-to-seed spread of zero, and the uncertainty weighting equal
 #   to fixed weights (+0.0 ± 0.8). Only ASA matters, and a lot: without it 28.8 ± 1.5
 #   (+27.5, 3/3 seeds), as in the paper (its largest ablation gap, 12 points).
-# - **Part of the gap is budget.** ASENet_V2 embeds the pretrained backbone's own pooled
-#   features (no projection), so its colour and pattern are right from the first step; AGA
-#   learns a value convolution, a channel mix and a projection from random weights first.
-#   The clearest sign is colour: 96 for ASENet_V2, 24-46 for every AGA variant at this
-#   budget. With 7.5x the images (notebook 06's budget, `python scripts/run_agman_seeds.py
-#   --budget long ...`) the gap shrinks; the committed file `results/08_agman_long.md` holds
-#   the three-seed numbers (printed in its own table, not live here).
+# - **Most of the gap is budget, not all of it.** ASENet_V2 embeds the pretrained backbone's
+#   own pooled features (no projection), so its colour and pattern are right from the first
+#   step; AGA learns a value convolution, a channel mix and a projection from random weights
+#   first. The clearest sign is colour: 96 for ASENet_V2, 24-46 for every AGA variant at this
+#   budget. With 7.5x the images (notebook 06's budget; `python scripts/run_agman_seeds.py
+#   --budget long --group main --labels ASENet_V2 "AGA only" AG-MAN --out
+#   results/08_agman_long.json`, three seeds) the gap shrinks but keeps its sign: ASENet_V2
+#   89.5 ± 0.6, AGA only 87.9 ± 0.6 (-1.6 ± 0.7, 0/3 seeds), AG-MAN 82.6 ± 0.3 (-6.9 ± 0.8,
+#   0/3). Multi-level features and the classification branch together still cost 5.3 points.
 # - **An initialisation the paper does not give decides SA.** From PyTorch's default
 #   initialisation SA's sigmoid gate saturated at the positions ASA attends to, and "AGA only"
 #   fell to 26.1 on seed 0; starting SA's convolution at zero (a constant gate of 0.5 that
