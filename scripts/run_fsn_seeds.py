@@ -136,16 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config.load(args.profile)
     if args.prototype_images is None:
         args.prototype_images = cfg.pick(**fsn.PROTOTYPE_IMAGES)
+    data = fgfs_lib.data.load("fashionsynth", cfg=cfg)  # the dataset's identity and names (each seed loads its own)
+    names = data.meta.attribute_names
     record = {"profile": cfg.profile, "seeds": args.seeds, "scale": args.scale, "prototype_images": args.prototype_images,
               "commit": utils.git_commit(), "device": str(utils.device()), "env": utils.env_report(cfg),
               "settings": fsn.table2_settings(cfg, args.scale), "per_seed": [],
               # what notebook 09 checks before it shows this file beside its live run
-              "data_config": json.loads(json.dumps(fgfs_lib.data.load("fashionsynth", cfg=cfg).config, default=str)),
+              "data_config": json.loads(json.dumps(data.config, default=str)),
               "backbone_start": default_weights(cfg)}
     stem = Path(args.out)
     for seed in args.seeds:
         record["per_seed"].append(run_seed(seed, cfg.profile, args.scale, args.prototype_images))
-        names = fgfs_lib.data.load("fashionsynth", cfg=cfg).meta.attribute_names
         record["summary"] = summary(record["per_seed"], names)
         record.update(schema_header(record, names, sys.argv[1:] if argv is None else argv))
         utils.atomic_write_json(stem.with_suffix(".json"), record)
