@@ -122,13 +122,35 @@ def load_all(folder: str | Path, pattern: str = "*_seeds.json", kind: str = "ret
     return out
 
 
+def same_runs(per_seed: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Label -> an earlier label whose runs are the same checkpoints in every seed (e.g. "ASEN"
+    and "ASEN (in-batch triplets)" in the quick profile, where the default sampler is in-batch)."""
+    labels: list[str] = []
+    for runs in per_seed.values():
+        labels += [label for label in runs if label not in labels]
+    def folders(label: str) -> list[Any]:
+        entries = [runs.get(label) for runs in per_seed.values()]
+        return [e.get("checkpoint") if isinstance(e, dict) else None for e in entries]  # other reports: no folders
+    aliases: dict[str, str] = {}
+    for i, label in enumerate(labels):
+        for earlier in labels[:i]:
+            if earlier not in aliases and None not in folders(label) and folders(label) == folders(earlier):
+                aliases[label] = earlier
+                break
+    return aliases
+
+
 def method_table(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (report, method): ``source``, ``method``, ``overall`` and ``per_attribute``
     stats, and ``random`` (the report's analytic random MAP per attribute)."""
     rows = []
     for source, report in reports.items():
+        aliases = same_runs(report.get("per_seed", {}))  # one row for labels naming the same runs
         for label, model in report["summary"]["models"].items():
+            if label in aliases:
+                continue
             rows.append({"source": source, "method": label, "overall": model["overall"],
+                         "same_runs_as": [alias for alias, same in aliases.items() if same == label],
                          "per_attribute": model["per_attribute"], "random": report["random"],
                          "seeds": report["seeds"], "commit": report["env"]["git_commit"]})
     return rows

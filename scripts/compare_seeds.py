@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import torch
 
 import fgfs_lib
-from fgfs_lib import config, evaluate, train, utils
+from fgfs_lib import config, evaluate, results, train, utils
 from fgfs_lib.models import asen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,26 +127,9 @@ def build_summary(per_seed: dict[str, dict[str, Any]], random: dict[str, float],
     return {"models": summary, "orderings": orderings}
 
 
-def same_runs(per_seed: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Label -> an earlier label whose runs are the same checkpoints in every seed (e.g. "ASEN"
-    and "ASEN (in-batch triplets)" in the quick profile, where the default sampler is in-batch)."""
-    labels: list[str] = []
-    for runs in per_seed.values():
-        labels += [label for label in runs if label not in labels]
-    def folders(label: str) -> list[Any]:
-        return [runs.get(label, {}).get("checkpoint") for runs in per_seed.values()]
-    aliases: dict[str, str] = {}
-    for i, label in enumerate(labels):
-        for earlier in labels[:i]:
-            if earlier not in aliases and None not in folders(label) and folders(label) == folders(earlier):
-                aliases[label] = earlier
-                break
-    return aliases
-
-
 def markdown(report: dict[str, Any]) -> str:
     names = report["attribute_names"]
-    aliases = same_runs(report["per_seed"])
+    aliases = results.same_runs(report["per_seed"])
     models = {label: m for label, m in report["summary"]["models"].items() if label not in aliases}
     lines = [
         "# Notebook 06 comparison over training seeds",

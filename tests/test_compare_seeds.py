@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fgfs_lib import config, train
+from fgfs_lib import config, results, train
 from fgfs_lib.models import asen
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_seeds.py"
@@ -58,9 +58,9 @@ def test_summary_and_orderings_by_hand(script):
 
 def test_the_table_shows_identical_runs_once(script):
     per_seed = _per_seed()
-    assert script.same_runs(per_seed) == {"ASEN (in-batch)": "ASEN"}
+    assert results.same_runs(per_seed) == {"ASEN (in-batch)": "ASEN"}
     per_seed["1"]["ASEN (in-batch)"] = _run(24.0, 80.0, "other")  # another checkpoint in one seed: not the same
-    assert script.same_runs(per_seed) == {}
+    assert results.same_runs(per_seed) == {}
     labels = ["ASEN", "CSN", "ASEN (in-batch)"]
     report = {"attribute_names": ["colour"], "profile": "quick", "seeds": [0, 1],
               "env": {"device": "cpu", "git_commit": "abc"}, "random": {"colour": 14.0, "overall": 20.0},

@@ -61,3 +61,24 @@ def test_committed_index_and_new_attribute_reports_have_the_header():
         path = RESULTS / name
         if path.is_file():
             results.check_report(json.loads(path.read_text()), path, kind="other")
+
+
+def test_method_table_shows_runs_named_twice_once():
+    """The committed notebook 06 report names the same checkpoints "ASEN" and "ASEN (in-batch
+    triplets)" (in-batch is the quick profile's default sampler): one row, both names."""
+    report = json.loads((RESULTS / "06_asen_seeds.json").read_text())
+    aliases = results.same_runs(report["per_seed"])
+    assert aliases == {"ASEN (in-batch triplets)": "ASEN"}
+    rows = results.method_table({"06_asen_seeds": report})
+    methods = [row["method"] for row in rows]
+    assert methods.count("ASEN") == 1 and "ASEN (in-batch triplets)" not in methods
+    assert [row["same_runs_as"] for row in rows if row["method"] == "ASEN"] == [["ASEN (in-batch triplets)"]]
+    assert len(methods) == len(report["summary"]["models"]) - 1
+
+
+def test_same_runs_reads_reports_without_checkpoint_folders():
+    """Notebook 07's report keeps numbers, not run records, per seed: no label is an alias."""
+    report = json.loads((RESULTS / "07_asenpp_seeds.json").read_text())
+    assert results.same_runs(report["per_seed"]) == {}
+    labels = [row["method"] for row in results.method_table({"07": report})]
+    assert len(labels) == len(set(labels)) == len(report["summary"]["models"])
