@@ -30,7 +30,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["PUBLISHED_FASHIONAI", "HEADER", "summarise", "check_report", "load", "load_all", "method_table", "claims_table"]
+__all__ = ["PUBLISHED_FASHIONAI", "HEADER", "summarise", "check_report", "load", "load_all", "method_table", "claims_table", "cost_table"]
 
 # FashionAI test MAP as published, by our method labels: the ASEN poster's Table 2 and the
 # AG-MAN paper's comparison (each paper re-ran its own baselines), and the best result with
@@ -168,3 +168,33 @@ def claims_table(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                          "gap_std": claim["difference"]["std"], "seeds_holding": held, "seeds": total,
                          "verdict": verdict})
     return rows
+
+
+def cost_table(reports: dict[str, dict[str, Any]], meta: Any, cfg: Any = None) -> list[dict[str, Any]]:
+    """What each trained method costs, from the run records of the reports (those that keep
+    one per seed: notebooks 06 and 08): ``source``, ``method``, ``parameters`` (of the model
+    rebuilt from its recorded name and options for ``meta``), ``images_per_second`` and
+    ``train_seconds`` (mean over seeds, as measured by each run on its own machine), and
+    ``index_bytes`` (float32 bytes per image of an attribute-specific index: one
+    ``embed_dim`` vector per attribute)."""
+    from .models.registry import build_model
+
+    rows = []
+    for source, report in reports.items():
+        aliases = same_runs(report.get("per_seed", {}))
+        records: dict[str, list[dict[str, Any]]] = {}
+        for runs in report.get("per_seed", {}).values():
+            for label, run in runs.items():
+                if isinstance(run, dict) and "model" in run and label not in aliases:
+                    records.setdefault(label, []).append(run)
+        for label, runs in records.items():
+            model = build_model(runs[0]["model"], meta, cfg, **(runs[0].get("model_options") or {}))
+            rows.append({
+                "source": source, "method": label,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "images_per_second": statistics.fmean(r["images_per_second"] for r in runs),
+                "train_seconds": statistics.fmean(sum(r["train_seconds"]) for r in runs),
+                "index_bytes": 4 * model.embed_dim * meta.num_attributes,
+            })
+    return rows
+

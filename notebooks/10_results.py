@@ -151,7 +151,27 @@ else:
     print(f"{fsn_path.name} is not in this checkout: run python scripts/run_fsn_seeds.py")
 
 # %% [markdown]
-# ## 5. What an attribute-specific index costs, and how to shrink it
+# ## 5. What each method costs
+#
+# From the run records of the reports that keep one per seed (notebooks 06 and 08): the
+# parameters of each model (rebuilt from its recorded name and options; AG-MAN's count
+# includes the classification branch's layer4, which only training uses), the training
+# images per second and seconds per run, each the mean over seeds as measured by that run
+# (on a machine shared with other jobs for part of notebook 06's runs: compare within one
+# report, not across), and the float32 bytes per image of an attribute-specific index
+# (one vector per attribute; section 6 shrinks it).
+
+# %%
+import fgfs_lib
+
+meta = fgfs_lib.data.load("fashionsynth", cfg=cfg).meta
+print(f"{'source':<16} {'method':<26} {'parameters':>11} {'train img/s':>12} {'train s':>8} {'index B/image':>14}")
+for row in results.cost_table(reports, meta, cfg):
+    print(f"{row['source']:<16} {row['method']:<26} {row['parameters']:>11,} {row['images_per_second']:>12.0f} "
+          f"{row['train_seconds']:>8.0f} {row['index_bytes']:>14,}")
+
+# %% [markdown]
+# ## 6. What an attribute-specific index costs, and how to shrink it
 #
 # `scripts/index_tradeoff.py` stores ASEN's test candidates (one vector per attribute and
 # image) with each codec of `fgfs_lib.index`, trained on the training split's embeddings, and
@@ -195,7 +215,7 @@ for row in index_report["query_time"]:
 # search (0.24-0.47 ms).
 
 # %% [markdown]
-# ## 6. A new attribute without retraining
+# ## 7. A new attribute without retraining
 #
 # `scripts/new_attribute_run.py` trains ASEN with one attribute's labels hidden, then learns
 # only that attribute's rows of the two attribute embeddings (ASA's and ACA's), with the

@@ -82,3 +82,25 @@ def test_same_runs_reads_reports_without_checkpoint_folders():
     assert results.same_runs(report["per_seed"]) == {}
     labels = [row["method"] for row in results.method_table({"07": report})]
     assert len(labels) == len(set(labels)) == len(report["summary"]["models"])
+
+
+def test_cost_table_from_the_committed_run_records():
+    """One row per distinct run of notebooks 06 and 08; index bytes by hand (quick profile:
+    10 attributes x 64-d embeddings x 4 bytes; ASENet_V2 has no projection, 128-d); removing
+    ASA removes parameters."""
+    from fgfs_lib import config
+    from fgfs_lib.data import DatasetMeta
+
+    names = ["a%d" % i for i in range(10)]
+    meta = DatasetMeta(name="fashionsynth", attribute_names=names,
+                       value_names=[["v%d" % j for j in range(n)] for n in (6, 7, 7, 6, 5, 5, 7, 4, 8, 5)])
+    cfg = config.load("quick", 0)
+    reports = {stem: json.loads((RESULTS / f"{stem}.json").read_text()) for stem in ("06_asen_seeds", "08_agman_seeds")}
+    rows = {(r["source"], r["method"]): r for r in results.cost_table(reports, meta, cfg)}
+    assert ("06_asen_seeds", "ASEN (in-batch triplets)") not in rows  # the same runs as "ASEN"
+    assert rows[("06_asen_seeds", "ASEN")]["index_bytes"] == 10 * 64 * 4
+    assert rows[("08_agman_seeds", "ASENet_V2")]["index_bytes"] == 10 * 128 * 4
+    assert rows[("06_asen_seeds", "ASEN w/o ASA")]["parameters"] < rows[("06_asen_seeds", "ASEN")]["parameters"]
+    seeds = reports["06_asen_seeds"]["per_seed"].values()
+    assert rows[("06_asen_seeds", "CSN")]["images_per_second"] == pytest.approx(
+        sum(s["CSN"]["images_per_second"] for s in seeds) / len(seeds))
