@@ -473,7 +473,7 @@ for label, (start_acc, acc) in tr_acc.items():
 #   0/3). Multi-level features and the classification branch together still cost 5.3 points.
 # - **An initialisation the paper does not give decides SA.** From PyTorch's default
 #   initialisation SA's sigmoid gate saturated at the positions ASA attends to, and "AGA only"
-#   fell to 26.1 on seed 0; starting SA's convolution at zero (a constant gate of 0.5 that
+#   fell to 26.1 on seed 0 (this notebook's run at commit 6bebcf0); starting SA's convolution at zero (a constant gate of 0.5 that
 #   learns from there) gives the 57.9 above (`fgfs_lib.models.agman.ChannelPoolSpatial`).
 # - **Eq. 9 as printed diverges** (section 4 asserts it): its weights go to minus infinity.
 #   The homoscedastic-uncertainty form is stable, but here it is no better than equal weights.
