@@ -30,7 +30,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["PUBLISHED_FASHIONAI", "HEADER", "summarise", "check_report", "load", "load_all", "method_table", "claims_table", "cost_table"]
+__all__ = ["PUBLISHED_FASHIONAI", "HEADER", "summarise", "check_report", "load", "load_all", "method_table", "claims_table", "cost_table", "evaluation_table"]
 
 # FashionAI test MAP as published, by our method labels: the ASEN poster's Table 2 and the
 # AG-MAN paper's comparison (each paper re-ran its own baselines), and the best result with
@@ -170,13 +170,16 @@ def claims_table(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def cost_table(reports: dict[str, dict[str, Any]], meta: Any, cfg: Any = None) -> list[dict[str, Any]]:
+def cost_table(reports: dict[str, dict[str, Any]], meta: Any, cfg: Any = None,
+               evaluation: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """What each trained method costs, from the run records of the reports (those that keep
     one per seed: notebooks 06 and 08): ``source``, ``method``, ``parameters`` (of the model
     rebuilt from its recorded name and options for ``meta``), ``images_per_second`` and
     ``train_seconds`` (mean over seeds, as measured by each run on its own machine), and
     ``index_bytes`` (float32 bytes per image of an attribute-specific index: one
-    ``embed_dim`` vector per attribute)."""
+    ``embed_dim`` vector per attribute). With ``evaluation`` (``results/10_evaluation.json``,
+    every run re-evaluated in one run on one machine), also ``eval_seconds``: the mean
+    seconds to embed and rank the test split (None for a method it does not hold)."""
     from .models.registry import build_model
 
     rows = []
@@ -195,6 +198,20 @@ def cost_table(reports: dict[str, dict[str, Any]], meta: Any, cfg: Any = None) -
                 "images_per_second": statistics.fmean(r["images_per_second"] for r in runs),
                 "train_seconds": statistics.fmean(sum(r["train_seconds"]) for r in runs),
                 "index_bytes": 4 * model.embed_dim * meta.num_attributes,
+                "eval_seconds": _evaluated(evaluation, source, label, "eval_seconds"),
             })
     return rows
 
+
+
+def _evaluated(evaluation: dict[str, Any] | None, source: str, method: str, key: str) -> float | None:
+    """Mean of ``key`` for ``method`` of ``source`` in an evaluation report, or None."""
+    stats = ((evaluation or {}).get("summary", {}).get(source, {}).get(method) or {}).get(key)
+    return None if stats is None else stats["mean"]
+
+
+def evaluation_table(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (source, method) of ``results/10_evaluation.json``: ``test_map``,
+    ``tr_accuracy`` and ``eval_seconds``, each a :func:`summarise` dict over the seeds."""
+    return [{"source": source, "method": method, **stats}
+            for source, methods in evaluation["summary"].items() for method, stats in methods.items()]

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from . import evaluate
 from .metrics import similarity
 
 __all__ = ["Gallery", "SearchResult", "resolve_attribute", "load_query", "embed_image", "embed_gallery", "search"]
@@ -208,12 +209,13 @@ def embed_gallery(model: Any, split: Any, attribute: str | int, meta: Any = None
     device = _model_device(model)
     was_training = model.training
     model.eval()
+    net, memory = evaluate.inference_net(model, device)  # the copy every evaluation runs on a CPU
     chunks = []
     try:
         for start in range(0, len(indices), batch_size):
             idx = indices[start:start + batch_size]
-            images = split.batch(idx).to(device)
-            chunks.append(model.embed(images, torch.full((len(idx),), a, device=device)).float().cpu())
+            images = split.batch(idx).to(device).contiguous(memory_format=memory)
+            chunks.append(net.embed(images, torch.full((len(idx),), a, device=device)).float().cpu())
     finally:
         model.train(was_training)
     embeddings = torch.cat(chunks) if chunks else torch.zeros(0, getattr(model, "embed_dim", 0))

@@ -23,7 +23,10 @@
 #   papers' own numbers (each paper re-ran its baselines, and their numbers for the same
 #   baseline disagree: CSN is 53.52 in the ASEN poster and 50.80 in the AG-MAN paper).
 # - The papers' claims (their orderings), each with our multi-seed gap and a verdict.
-# - FashionSearchNet's manipulation Top-K table (notebook 09).
+# - FashionSearchNet's manipulation Top-K table (notebook 09), and its attribute
+#   representations used for attribute-specific retrieval, in the one table.
+# - Triplet-relation accuracy (AG-MAN's Table 4 task) and evaluation time of every trained
+#   checkpoint, measured again in one run on one machine.
 # - **Memory.** An attribute-specific index stores one vector per attribute per image, the
 #   "large memory footprint" the ASEN++ summary names. How much can float16, int8 and product
 #   quantisation save, and at what cost in MAP and query time? (`fgfs_lib.index`)
@@ -151,7 +154,34 @@ else:
     print(f"{fsn_path.name} is not in this checkout: run python scripts/run_fsn_seeds.py")
 
 # %% [markdown]
-# ## 5. What each method costs
+# ## 5. Triplet relation and evaluation time, every checkpoint in one run
+#
+# `scripts/evaluate_runs.py` loads every checkpoint the reports above measured and, on one
+# machine in one run, scores it again: test MAP (the script stops if it differs from the
+# report by more than 0.05, so these are the same runs), the seconds that takes (embed the
+# test split's queries and candidates, rank, score), and triplet-relation (TR) accuracy on
+# 5,000 rows drawn from the test labels, AG-MAN's Table 4 task (notebook 08): is the anchor
+# strictly closer to the image that shares the condition's value? Chance is 50 %.
+# FashionSearchNet's models enter section 1's table through the same script
+# (`09_fsn_retrieval_seeds`): notebook 09 measured them on manipulation only.
+
+# %%
+evaluation_path = RESULTS / "10_evaluation.json"
+evaluation = None
+if evaluation_path.is_file():
+    evaluation = results.load(evaluation_path, kind="other")
+    print(f"{evaluation['what']}\n    device {evaluation['env']['device']}, commit {evaluation['env']['git_commit'][:10]}, "
+          f"{evaluation['num_test_queries']} queries x {evaluation['num_test_candidates']} candidates")
+    print(f"{'source':<16} {'method':<34} {'test MAP':>13} {'TR accuracy %':>15} {'eval s':>7}")
+    for row in results.evaluation_table(evaluation):
+        m, tr = row["test_map"], row["tr_accuracy"]
+        print(f"{row['source']:<16} {row['method']:<34} {m['mean']:>6.1f} ± {m['std']:>4.1f} "
+              f"{tr['mean']:>8.1f} ± {tr['std']:>4.1f} {row['eval_seconds']['mean']:>7.2f}")
+else:
+    print(f"{evaluation_path.name} is not in this checkout: run python scripts/evaluate_runs.py")
+
+# %% [markdown]
+# ## 6. What each method costs
 #
 # From the run records of the reports that keep one per seed (notebooks 06 and 08): the
 # parameters of each model (rebuilt from its recorded name and options; AG-MAN's count
@@ -159,19 +189,22 @@ else:
 # images per second and seconds per run, each the mean over seeds as measured by that run
 # (on a machine shared with other jobs for part of notebook 06's runs: compare within one
 # report, not across), and the float32 bytes per image of an attribute-specific index
-# (one vector per attribute; section 6 shrinks it).
+# (one vector per attribute; section 7 shrinks it), and from section 5's run the seconds one
+# evaluation of the test split takes.
 
 # %%
 import fgfs_lib
 
 meta = fgfs_lib.data.load("fashionsynth", cfg=cfg).meta
-print(f"{'source':<16} {'method':<26} {'parameters':>11} {'train img/s':>12} {'train s':>8} {'index B/image':>14}")
-for row in results.cost_table(reports, meta, cfg):
+print(f"{'source':<16} {'method':<26} {'parameters':>11} {'train img/s':>12} {'train s':>8} {'eval s':>7} "
+      f"{'index B/image':>14}")
+for row in results.cost_table(reports, meta, cfg, evaluation):
+    seconds = "--" if row["eval_seconds"] is None else f"{row['eval_seconds']:.2f}"
     print(f"{row['source']:<16} {row['method']:<26} {row['parameters']:>11,} {row['images_per_second']:>12.0f} "
-          f"{row['train_seconds']:>8.0f} {row['index_bytes']:>14,}")
+          f"{row['train_seconds']:>8.0f} {seconds:>7} {row['index_bytes']:>14,}")
 
 # %% [markdown]
-# ## 6. What an attribute-specific index costs, and how to shrink it
+# ## 7. What an attribute-specific index costs, and how to shrink it
 #
 # `scripts/index_tradeoff.py` stores ASEN's test candidates (one vector per attribute and
 # image) with each codec of `fgfs_lib.index`, trained on the training split's embeddings, and
@@ -215,7 +248,7 @@ for row in index_report["query_time"]:
 # search (0.24-0.47 ms).
 
 # %% [markdown]
-# ## 7. A new attribute without retraining
+# ## 8. A new attribute without retraining
 #
 # `scripts/new_attribute_run.py` trains ASEN with one attribute's labels hidden, then learns
 # only that attribute's rows of the two attribute embeddings (ASA's and ACA's), with the

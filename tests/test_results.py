@@ -104,3 +104,43 @@ def test_cost_table_from_the_committed_run_records():
     seeds = reports["06_asen_seeds"]["per_seed"].values()
     assert rows[("06_asen_seeds", "CSN")]["images_per_second"] == pytest.approx(
         sum(s["CSN"]["images_per_second"] for s in seeds) / len(seeds))
+
+
+def test_cost_table_takes_evaluation_seconds_when_measured():
+    """``eval_seconds`` is the evaluation report's mean for that (source, method), None when it
+    does not hold the method."""
+    from fgfs_lib import config
+    from fgfs_lib.data import DatasetMeta
+
+    names = ["a%d" % i for i in range(10)]
+    meta = DatasetMeta(name="fashionsynth", attribute_names=names,
+                       value_names=[["v%d" % j for j in range(n)] for n in (6, 7, 7, 6, 5, 5, 7, 4, 8, 5)])
+    reports = {"06_asen_seeds": json.loads((RESULTS / "06_asen_seeds.json").read_text())}
+    evaluation = {"summary": {"06_asen_seeds": {"ASEN": {"eval_seconds": results.summarise([2.0, 4.0]),
+                                                         "test_map": results.summarise([80.0]),
+                                                         "tr_accuracy": results.summarise([90.0, 92.0])}}}}
+    rows = {r["method"]: r for r in results.cost_table(reports, meta, config.load("quick", 0), evaluation)}
+    assert rows["ASEN"]["eval_seconds"] == 3.0 and rows["CSN"]["eval_seconds"] is None
+    table = results.evaluation_table(evaluation)
+    assert [(r["source"], r["method"]) for r in table] == [("06_asen_seeds", "ASEN")]
+    assert table[0]["tr_accuracy"]["mean"] == 91.0
+
+
+@pytest.mark.skipif(not (RESULTS / "10_evaluation.json").is_file(), reason="no committed evaluation report")
+def test_committed_evaluation_re_scored_the_reported_runs():
+    """scripts/evaluate_runs.py re-scored the checkpoints of the seeds reports: each run's test
+    MAP equals the MAP its own report recorded, seed by seed; FSN's retrieval report is the
+    mean of the same per-seed rows."""
+    evaluation = json.loads((RESULTS / "10_evaluation.json").read_text())
+    results.check_report(evaluation, "10_evaluation.json", kind="other")
+    for source in ("06_asen_seeds", "08_agman_seeds"):
+        report = json.loads((RESULTS / f"{source}.json").read_text())
+        for seed, rows in evaluation["per_seed"][source].items():
+            for label, row in rows.items():
+                assert row["test_map"] == pytest.approx(report["per_seed"][seed][label]["test_map"], abs=0.05)
+                assert 0.0 <= row["tr_accuracy"] <= 100.0 and row["eval_seconds"] > 0
+    fsn = json.loads((RESULTS / "09_fsn_retrieval_seeds.json").read_text())
+    for label, model in fsn["summary"]["models"].items():
+        rows = [seed[label] for seed in evaluation["per_seed"]["09_fsn_seeds"].values()]
+        assert model["overall"]["mean"] == pytest.approx(sum(r["test_map"] for r in rows) / len(rows))
+        assert model["overall"]["n"] == len(rows) == len(fsn["seeds"])

@@ -297,12 +297,16 @@ class FashionSearchNet(ConditionalEmbedder):
 
 @torch.no_grad()
 def _encode(model: nn.Module, split: Any, fn: Any, batch_size: int = 256) -> Tensor:
+    """``fn(net, images)`` over ``split`` in batches, ``net`` being the model as evaluations run
+    it (:func:`fgfs_lib.evaluate.inference_net`); the model's mode is restored."""
+    from ..evaluate import inference_net
     from ..utils import device
 
     dev = device()
     was_training = model.training
     model.to(dev).eval()
-    out = [fn(split.batch(torch.arange(s, min(s + batch_size, len(split)))).to(dev))
+    net, memory = inference_net(model, dev)
+    out = [fn(net, split.batch(torch.arange(s, min(s + batch_size, len(split)))).to(dev).contiguous(memory_format=memory))
            for s in range(0, len(split), batch_size)]
     model.train(was_training)
     return torch.cat(out)
@@ -310,7 +314,7 @@ def _encode(model: nn.Module, split: Any, fn: Any, batch_size: int = 256) -> Ten
 
 def fsn_prototypes(model: FashionSearchNet, train_split: Any, batch_size: int = 256) -> list[Tensor]:
     """The paper's prototypes: mean h_a over the training images with each value."""
-    reps = _encode(model, train_split, lambda x: model.attribute_representations(model.features(x)), batch_size)
+    reps = _encode(model, train_split, lambda net, x: net.attribute_representations(net.features(x)), batch_size)
     return manip.value_prototypes(reps, train_split.labels.to(reps.device), model.num_values)
 
 
@@ -326,8 +330,7 @@ class FSNSearcher:
         self.model, self.prototypes, self.use_global, self.batch_size = model, prototypes, use_global, batch_size
 
     def encode(self, split: Any) -> Tensor:
-        m = self.model
-        return _encode(m, split, lambda x: m.attribute_representations(m.features(x)), self.batch_size)
+        return _encode(self.model, split, lambda net, x: net.attribute_representations(net.features(x)), self.batch_size)
 
     @torch.no_grad()
     def gallery_vectors(self, codes: Tensor, attribute: int) -> Tensor:
@@ -440,7 +443,7 @@ class AMNetSearcher:
         self.model, self.batch_size = model, batch_size
 
     def encode(self, split: Any) -> Tensor:
-        return _encode(self.model, split, self.model.features, self.batch_size)
+        return _encode(self.model, split, lambda net, x: net.features(x), self.batch_size)
 
     @torch.no_grad()
     def gallery_vectors(self, codes: Tensor, attribute: int) -> Tensor:
