@@ -14,6 +14,11 @@ ASEN with the quick profile's pretrained small CNN, 64 px, one batch of ``--batc
   product on this machine (what oneDNN reaches at best; the convolutions cannot beat it).
 
 All variants must give the same features (to 1e-4); the script exits with status 1 if not.
+
+For comparison, one training step of the same backbone (forward and backward of
+``--train-batch`` training images, train mode) contiguous and channels-last: what channels-last would buy the
+*training* on a CPU. The trainer uses it on CUDA only: on a CPU it changes the float rounding
+of every step, so a run would no longer reproduce the committed runs bit for bit.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--train-batch", type=int, default=64, help="images of the training step (quick: 64)")
     args = parser.parse_args(argv)
     cfg = config.load("quick", 0)
     utils.seed_everything(0)
@@ -91,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             ok &= same
             print(f"{label:<46} {seconds:6.3f} s  {base / seconds:4.2f}x  {args.batch / seconds:6.0f} img/s"
                   f"  same features: {same}")
+        print("one training step (backbone forward + backward, train mode):")
+    for label, memory in (("contiguous", torch.contiguous_format), ("channels-last", last)):
+        net = copy.deepcopy(model).train().to(memory_format=memory)
+        inp = data.train.batch(torch.arange(args.train_batch)).contiguous(memory_format=memory)
+        seconds = best_time(lambda: net.features(inp).float().square().mean().backward(), args.repeats)
+        print(f"  {label:<44} {seconds:6.3f} s  {args.train_batch / seconds:6.0f} img/s")
     return 0 if ok else 1
 
 

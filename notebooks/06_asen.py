@@ -39,7 +39,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | 160 s when notebooks 04-05 left their checkpoints (measured with one other job on the CPU); training the three models they did not train adds about 4 min | seed 0 test MAP: random 16.9, triplet 34.7, CSN 60.4, w/o ASA 83.1, w/o ACA 78.9, ASEN 87.2; ASEN with 3-image triplets 45.8 |
+# | quick | 2-core CPU | 243 s in a fresh clone's `./course run` (after notebooks 04-05 trained ASEN, the triplet network and CSN; this notebook trains the two ablations and one epoch of 3-image triplets), idle CPU | seed 0 test MAP: random 16.9, triplet 34.7, CSN 60.4, w/o ASA 83.1, w/o ACA 78.9, ASEN 87.2; after 4,800 backbone passes valid MAP 75.1 (in-batch) vs 32.2 (3-image triplets) |
 # | full | 1 GPU | not yet measured (6 models x 50 epochs of 100k triplets, ResNet-50) | paper, FashionAI: triplet 38.52, CSN 53.52, w/o ASA 56.35, w/o ACA 50.87, ASEN 61.02 |
 #
 # The quick numbers are FashionSynth's `calibrated` preset (generator version 4), with every
