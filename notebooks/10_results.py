@@ -46,7 +46,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | under 1 min (reads files); `python scripts/make_results.py` regenerates them: about an hour, most of it training | the committed quick-profile reports, printed below |
+# | quick | 2-core CPU | under 1 min (reads files); `python scripts/make_results.py` regenerates them (not timed end to end; its longest step, `compare_seeds.py`, took 65 min with other jobs on the CPU, the last, `evaluate_runs.py`, 7 min) | the committed quick-profile reports, printed below |
 # | full | 1 GPU | under 1 min (reads files); regenerating needs every full-profile training run | no full-profile reports yet except `results/full` (ASEN, notebook 06) |
 
 # %%

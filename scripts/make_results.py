@@ -1,8 +1,8 @@
 """Regenerate every committed result file, in order (the quick profile by default).
 
-    python scripts/make_results.py               # every file the notebooks read (about 1.5 h, 2-core CPU)
+    python scripts/make_results.py               # every file the notebooks read (hours on a 2-core CPU)
     python scripts/make_results.py --only 10     # the files of one notebook
-    python scripts/make_results.py --studies     # also the one-off studies (about 1.5 h more)
+    python scripts/make_results.py --studies     # also the one-off studies (the ladder alone: 30 min)
 
 Each step is a script of its own (run it alone to redo one file); this one runs them one
 after another with the same interpreter and stops at the first failure. Checkpoints are
