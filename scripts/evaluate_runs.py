@@ -24,7 +24,7 @@ notebook 09 on manipulation search only; here their attribute embeddings rank th
 like every other method's. Writes
 
 * ``results/10_evaluation.json`` / ``.md``: per source, method and seed, and mean ± sd;
-* ``results/09_fsn_retrieval_seeds.json`` / ``.md``: the FSN models' test MAP in the retrieval
+* ``results/09_fsn_retrieval_seeds.json``: the FSN models' test MAP in the retrieval
   schema of :mod:`fgfs_lib.results`, so notebook 10's one table holds them.
 """
 
