@@ -1,7 +1,7 @@
 """Notebook 06's command-line evidence: ASEN trained and evaluated through ``python -m fgfs_lib``
 for three seeds, in the released (tanh-bounded) and the paper's (unbounded) ASA score.
 
-    python scripts/run_cli_seeds.py                   # seeds 0 1 2, both forms (about 15 min, 2-core CPU)
+    python scripts/run_cli_seeds.py                   # seeds 0 1 2, both forms (one seed and form: 129 s, 2-core CPU)
     python scripts/run_cli_seeds.py --forms released  # one form
     python scripts/run_cli_seeds.py --forms released --seeds 0 --epochs 12   # ..._12epochs
 
@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fgfs_lib import config
+from fgfs_lib import config, utils
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMS = {"released": ([], ""), "unbounded": (["--option", "bounded=false"], "_unbounded")}
@@ -47,7 +47,7 @@ def run(command: list[str]) -> None:
 
 def append_commands(md: Path, lines: list[str]) -> None:
     text = md.read_text().rstrip("\n")
-    md.write_text(text + "\n\nMade by `python scripts/run_cli_seeds.py`, which ran:\n\n"
+    utils.atomic_write_text(md, text + "\n\nMade by `python scripts/run_cli_seeds.py`, which ran:\n\n"
                   + "\n".join(f"    {line}" for line in lines) + "\n")
 
 

@@ -4,6 +4,8 @@ The oracle is the model itself, run the plain way (eval mode, contiguous memory,
 separate) image by image; every registered model is checked on real FashionSynth images.
 """
 
+import copy
+
 import pytest
 import torch
 
@@ -29,10 +31,10 @@ def test_fold_batchnorm_is_the_same_function():
         bn.bias.data.uniform_(-0.5, 0.5)
     net.eval()
     x = torch.randn(2, 3, 9, 9)
-    folded = evaluate.fold_batchnorm(__import__("copy").deepcopy(net))
+    folded = evaluate.fold_batchnorm(copy.deepcopy(net))
     assert [type(m).__name__ for m in folded] == ["Conv2d", "Identity", "ReLU", "Conv2d", "Identity"]
     assert torch.allclose(folded(x), net(x), atol=1e-5)
-    train_mode = evaluate.fold_batchnorm(__import__("copy").deepcopy(net).train())
+    train_mode = evaluate.fold_batchnorm(copy.deepcopy(net).train())
     assert isinstance(train_mode[1], torch.nn.BatchNorm2d)  # batch statistics cannot be folded
 
 
