@@ -59,6 +59,18 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
+def take_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[index]`` along dim 0, with a backward pass that gives the same gradient on every run.
+
+    Plain indexing (``x[index]``) back-propagates through ``index_put_(accumulate=True)``,
+    which on a CPU adds the rows of a repeated index with atomic adds from several threads:
+    the order of the additions, hence the float rounding, changes from run to run, and a
+    training run that gathers the same image several times (once per attribute, or as the
+    anchor of several triplets) never repeats itself. ``index_select``'s backward adds the
+    rows one index at a time. The forward values are the same."""
+    return x.index_select(0, index)
+
+
 DEVICE_ENV = "FGFS_DEVICE"
 
 

@@ -811,7 +811,7 @@ def render_image(index: int, category: int, label_row: np.ndarray, config: dict[
         draw_object()
 
     image = c.image.reduce(supersample) if supersample > 1 else c.image
-    rgb = np.asarray(image, dtype=np.uint8)
+    rgb = np.array(image, dtype=np.uint8)  # a writable copy (asarray of a PIL image is read-only)
 
     # Regions at the output resolution.
     bits = np.zeros((size, size), dtype=np.uint16)

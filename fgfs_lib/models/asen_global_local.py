@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import cam
+from ..utils import take_rows
 from .backbones import default_backbone, default_weights, make_backbone
 from .base import ConditionalEmbedder
 from .registry import register
@@ -161,7 +162,7 @@ class ASENGlobalLocal(ConditionalEmbedder):
         return {"global": self.global_backbone(images), "images": images}
 
     def _global(self, feats: dict[str, Tensor], index: Tensor, attributes: Tensor) -> tuple[Tensor, Tensor]:
-        return self.global_head(feats["global"][index], self.attribute_embedding(attributes))
+        return self.global_head(take_rows(feats["global"], index), self.attribute_embedding(attributes))
 
     def _local(self, feats: dict[str, Tensor], index: Tensor, attributes: Tensor, alpha: Tensor
                ) -> tuple[Tensor, Tensor]:

@@ -56,6 +56,7 @@ from torch import Tensor, nn
 
 from .. import cam
 from .. import manipulation as manip
+from ..utils import take_rows
 from .base import ConditionalEmbedder
 from .classifier import AttributeClassifier, classification_loss
 from .registry import register
@@ -243,7 +244,8 @@ class FashionSearchNet(ConditionalEmbedder):
         for a in range(self.num_attributes):
             anchor, pos, neg = in_batch_triplets(labels[:, a])
             if len(anchor):
-                triplet_terms.append(soft_triplet_loss(reps[anchor, a], reps[pos, a], reps[neg, a]))
+                rep = reps[:, a]
+                triplet_terms.append(soft_triplet_loss(take_rows(rep, anchor), take_rows(rep, pos), take_rows(rep, neg)))
         triplet = torch.stack(triplet_terms).mean() if triplet_terms else reps.sum() * 0
         self._update_prototypes(reps.detach(), labels)
         global_loss, pairs = self._global_loss(reps.detach(), labels)
@@ -404,11 +406,12 @@ class AMNetLike(ConditionalEmbedder):
         for a in range(self.num_attributes):
             anchor, pos, neg = in_batch_triplets(labels[:, a])
             if len(anchor):
-                terms.append(soft_triplet_loss(plain[anchor], plain[pos], plain[neg]))
+                terms.append(soft_triplet_loss(take_rows(plain, anchor), take_rows(plain, pos), take_rows(plain, neg)))
         i, j, a, k = one_change_pairs(labels)
         if len(i):
-            query = self.fused(f[i], self.manipulation_vector(f[i], a, labels[j, a]))
-            terms.append(soft_triplet_loss(query, plain[j], plain[k]))
+            f_i = take_rows(f, i)
+            query = self.fused(f_i, self.manipulation_vector(f_i, a, labels[j, a]))
+            terms.append(soft_triplet_loss(query, take_rows(plain, j), take_rows(plain, k)))
         triplet = torch.stack(terms).mean() if terms else plain.sum() * 0
         loss = cls + triplet
         return loss, {"loss": float(loss.detach()), "accuracy": cls_logs["accuracy"],

@@ -80,11 +80,12 @@ def region_overlay(split, indices: Sequence[int], attributes: Sequence[int] | No
         for c, a in enumerate(attributes, start=1):
             ax = axes[r, c]
             if split.labels[i, a] < 0:
-                ax.imshow(img * 0.35 + 0.65, interpolation="nearest")
+                ax.imshow(np.clip(img * 0.35 + 0.65, 0, 1), interpolation="nearest")  # clip: float rounding
                 ax.text(0.5, 0.5, "n/a", transform=ax.transAxes, ha="center", va="center", fontsize=8)
             else:
                 m = split.mask(i, a).numpy()[..., None]
-                ax.imshow(np.where(m, (1 - alpha) * img + alpha * REGION_COLOUR, img), interpolation="nearest")
+                ax.imshow(np.clip(np.where(m, (1 - alpha) * img + alpha * REGION_COLOUR, img), 0, 1),
+                          interpolation="nearest")
                 x0, y0, x1, y1 = split.boxes[i, a].tolist()
                 ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="yellow",
                                        linewidth=1))
