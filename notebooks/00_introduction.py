@@ -34,7 +34,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | ~1 min (plus ~1 min generating FashionSynth the first time) | raw-pixel retrieval: overall MAP 19.8 vs 19.4 random; colour 19.3 vs 14.3; neckline 16.7 vs 16.6 |
+# | quick | 2-core CPU | about 20 s (20.4 s measured in a fresh-clone `./course run` at c845b1c, benchmarks/RESULTS.md), most of it generating FashionSynth the first time (18 s with 2 processes); a few seconds once the data is cached | raw-pixel retrieval: overall MAP 20.0 vs 16.9 random; colour 24.8 vs 12.9; neckline 15.1 vs 15.1 |
 # | full | 1 GPU | ~10 min (generating the 224 px FashionSynth) | not yet measured; expected the same picture at 224 px |
 
 # %%
@@ -97,11 +97,13 @@ for a, name in enumerate(meta.attribute_names):
 print(f"{'overall':<16} {pixel_map['overall']:10.1f} {random_map['overall']:8.1f}")
 
 # %% [markdown]
-# Raw overall similarity is close to random for **every** attribute, even colour sits
-# only a few points above it: on these images the garment's position, scale, background
-# texture and pattern move the pixels far more than any one attribute does. The papers
-# make the same observation with learned features: one general embedding (the triplet
-# network of notebook 05) captures the dominant global cues and fails on small details.
+# Raw overall similarity is within a point of random on **every** attribute but one:
+# colour, 24.8 against 12.9 for a random ranking, because colour changes every pixel of the
+# garment at once. Pattern and all the design attributes stay at random: on these images
+# the garment's position, scale, background texture and pattern move the pixels far more
+# than a sleeve length or a neckline does. The papers make the same observation with
+# learned features: one general embedding (the triplet network of notebook 05) captures
+# the dominant global cues and fails on small details.
 # The pictures show it for one query: its nearest neighbours by overall similarity, and
 # items that really share its neckline.
 
@@ -132,11 +134,14 @@ for name, indices in [("nearest_by_pixels", overall_top), ("same_neckline", same
     viz.save(fig, f"00_{name}", cfg)
 
 # %%
-# Checked on this data: raw overall similarity is near random on the small details and
-# at most slightly better on colour. Attribute-specific similarity has to be learned.
-for a in range(meta.num_attributes):
-    assert abs(pixel_map["per_attribute"][a] - random_map["per_attribute"][a]) < 12, meta.attribute_names[a]
-assert abs(pixel_map["per_attribute"][detail] - random_map["per_attribute"][detail]) < 5
+# Checked on this data: raw overall similarity is near random on every attribute except
+# colour, and clearly above it on colour. In the quick run the other nine attributes are
+# within 0.7 MAP of random and colour is 11.9 above it; the bounds (3 and 5 points) leave
+# room for other machines' rounding, and fail if a design attribute became readable from
+# raw pixels or colour stopped standing out. Attribute-specific similarity has to be learned.
+gap = {name: pixel_map["per_attribute"][a] - random_map["per_attribute"][a] for a, name in enumerate(meta.attribute_names)}
+assert all(abs(g) < 3 for name, g in gap.items() if name != "colour"), gap
+assert gap["colour"] > 5, gap
 
 # %% [markdown]
 # ## 2. The papers and what each contributes
@@ -166,10 +171,10 @@ assert abs(pixel_map["per_attribute"][detail] - random_map["per_attribute"][deta
 # | 04 | attribute attention | ASA and ACA step by step, what they attend to |
 # | 05 | baselines | training loop, triplet network, CSN |
 # | 06 | ASEN | full ASEN and its ablations |
-# | 07 | ASEN global-local | ASEN++ (planned) |
-# | 08 | AG-MAN | multi-level features and AGA (planned) |
-# | 09 | manipulation search | FashionSearchNet's search with attribute manipulation (planned) |
-# | 10 | results | all methods side by side (planned) |
+# | 07 | ASEN global-local | ASEN++ |
+# | 08 | AG-MAN | multi-level features and AGA |
+# | 09 | manipulation search | FashionSearchNet's search with attribute manipulation |
+# | 10 | results | all methods side by side |
 #
 # ## 4. Two profiles
 #

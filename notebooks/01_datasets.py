@@ -36,7 +36,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | ~1 min, plus ~30 s of CPU the first time (generating 12,000 images at 64 px) | 7,200 / 2,400 / 2,400 images; 44-49 test queries per attribute; random-ranking MAP 19.4 (test, FashionAI protocol) |
+# | quick | 2-core CPU | about 20 s with the data cached (16.9 s measured in a fresh-clone `./course run` at c845b1c, benchmarks/RESULTS.md, after notebook 00 generated it), plus about 18 s the first time (12,000 images at 64 px, 2 processes) | 7,200 / 2,400 / 2,400 images; 59-481 test queries per attribute (1,983 in all); random-ranking MAP 16.9 (test, FashionAI protocol) |
 # | full | 1 GPU | ~10 min the first time (180,000 images at 224 px, in parallel) | 144k / 18k / 18k images; not yet measured |
 
 # %%
@@ -62,7 +62,7 @@ from fgfs_lib.data import synth
 # ## 1. Why an embedded dataset, and what makes it hard in the right way
 #
 # The real datasets need sign-ups and tens of GB, and none of them says *where* an
-# attribute is in the image. FashionSynth is generated on the fly (about 30 s of CPU in
+# attribute is in the image. FashionSynth is generated on the fly (18 s with 2 processes in
 # the quick profile) and stores, for every applicable attribute, its **region**, so later
 # notebooks can *measure* whether attention looks at the neckline instead of only showing
 # heat maps.
@@ -76,7 +76,7 @@ from fgfs_lib.data import synth
 #   counts follow FashionAI where they can be told apart at 64 px (FashionAI's "invisible"
 #   value is never drawn).
 # - **Local details are small**: neckline, collar, lapel and neck designs live in zones of
-#   about 6-10 % of the image (the default `calibrated` preset; tops are shot as upper-body
+#   about 5-10 % of the image (the default `calibrated` preset; tops are shot as upper-body
 #   close-ups, the way FashionAI photographs them), and neighbouring values differ in a few
 #   dozen pixels. These are the hard attributes, as in FashionAI.
 # - **Nuisance independent of every label**: scale, position, rotation (±8°), body shape
@@ -207,13 +207,23 @@ print("labelled attributes per training image:", known.sum(1).float().mean().ite
 # %% [markdown]
 # ## 6. The two protocols, and the MAP of a random ranking
 #
-# **FashionAI protocol** (ASEN's evaluation): every validation and test image is assigned
-# *one* applicable attribute (we balance the attributes: each image takes the one used least
-# so far), then 20 % of each attribute's images are queries and 80 % candidates. A query
-# `(i, a, v)` is answered by ranking the candidates *of the same attribute*; relevant = same
-# value. **Multi-label protocol**: 20 % of the images are queries and every applicable
-# attribute of every image is a row; it is what search with attribute manipulation
-# (notebook 09) needs.
+# **FashionAI protocol** (ASEN's evaluation): a query `(i, a, v)` is answered by ranking the
+# candidates *of the same attribute*; relevant = same value. A FashionAI photo is labelled
+# for one attribute, so in the real FashionAI folders each image is one row
+# (`fashionai.convert_fashionai_csv` writes them with `fgfs_lib.data.core.fashionai_protocol`:
+# 20 % of each attribute's images are queries, 80 % candidates). A FashionSynth image carries
+# three to five attributes, and keeping only one of them would leave whole categories out of
+# some attributes' rows (the docstring of `fgfs_lib.data.core.stratified_protocol` has the
+# numbers). So here every applicable attribute of every validation and test image is a row,
+# and the queries are drawn per garment category: 20 % of the images of each category are
+# queries for all their attributes, the rest candidates (`stratified_protocol`). Each
+# attribute's rows, queries included, then hold its categories in proportion.
+#
+# **Multi-label protocol**: 20 % of all the images, drawn without regard to category, are
+# queries, and again every applicable attribute of every image is a row; it is what search
+# with attribute manipulation (notebook 09) needs. The two protocols differ only in how the
+# query images are drawn, and on the test split they give almost the same rows: 1,983 query
+# and 7,909 candidate rows against 1,979 and 7,913 (printed below).
 
 # %%
 fig = vdata.protocol_counts(ds)
@@ -238,7 +248,8 @@ print(f"multi-label: {len(multi.test_queries)} query rows, {len(multi.test_candi
 #
 # It is a little above $R/N$. We check the formula by simulation, then compute the
 # expected MAP of our test split: every later notebook must beat it by a wide margin
-# (on the official FashionAI split it is about 15.5).
+# (for FashionAI the ASEN poster reports 15.79; notebook 02 computes 14.9 for a
+# FashionAI-shaped split with uniform values).
 
 # %%
 def expected_random_ap(R: int, N: int) -> float:
@@ -302,7 +313,9 @@ viz.save(fig, "01_difficulty")
 # `python -m fgfs_lib make-data --profile quick --seed 0 --out DIR` writes the same folder
 # as the cache `load` uses. The split files sit at the top level, in the format of ASEN's
 # FashionAI / DARN / DeepFashion releases, with value names added to `meta.json`; images,
-# regions (16-bit PNG, bit `a` = region of attribute `a`) and an in-memory cache below:
+# regions (16-bit PNG, bit `a` = region of attribute `a`) and an in-memory cache below, and
+# `triplet_split/`: the triplet-relation task (notebook 08) in Zappos50k's CSN list format,
+# one condition per attribute, read by `fgfs_lib.data.zappos.load_zappos`:
 
 # %%
 for path in sorted(ds.root.iterdir()):
@@ -360,7 +373,7 @@ except FileNotFoundError as err:
 # ## Summary
 #
 # - FashionSynth: 10 attributes (8 FashionAI + colour + pattern) over 7 categories, with
-#   "not applicable" labels, small local details (about 6-10 % of the image) and nuisance that is
+#   "not applicable" labels, small local details (about 5-10 % of the image) and nuisance that is
 #   independent of every label. Every applicable attribute has a ground-truth box and mask.
 # - `data.load("fashionsynth", cfg=cfg)` returns train / valid / test `ImageSplit`s and the
 #   query / candidate rows of the FashionAI protocol (or `protocol="multilabel"`).

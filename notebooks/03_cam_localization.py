@@ -22,8 +22,9 @@
 #   is a global average (GAP), with one linear head per attribute (eq. 1).
 # - Derive *attribute activation maps* (class activation maps per attribute, eq. 2) by
 #   hand, check them against `fgfs_lib.cam`, and turn them into boxes the two ways the
-#   papers do: FashionSearchNet's (largest region above 20 % of the maximum) and ASEN++'s
-#   (min-max normalise, threshold 0.1, square box inside the frame).
+#   papers do: FashionSearchNet's (largest region above 0.2 of the min-max normalised map;
+#   the paper's own rule, 20 % of the maximum, is in notebook 09) and ASEN++'s (min-max
+#   normalise, threshold 0.1, square box inside the frame).
 # - *Measure* localisation against FashionSynth's ground-truth regions (pointing game,
 #   share of map mass inside the region, box IoU), per attribute, next to trivial
 #   baselines. The papers could only show such maps as pictures.
@@ -40,7 +41,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | 4.0 min from scratch, measured with two other jobs on the CPU (training 600 steps: 125 s) | accuracy (from the pretrained small CNN): colour 1.00, pattern 0.99, lengths 0.62-0.85, design details 0.77-0.96 (majority 0.12-0.26). Mass inside the region on the details 0.39-0.52 vs 0.06-0.10 uniform; box IoU at the papers' thresholds 0.30 (FSN) / 0.20 (ASEN++) vs 0.33 for a fixed centre box |
+# | quick | 2-core CPU | about 2 min from scratch (109.1 s measured in a fresh-clone `./course run` at c845b1c, benchmarks/RESULTS.md); training the 600 steps is most of it (72 s of 118 s in a later run of the current code) | accuracy (from the pretrained small CNN): colour 1.00, pattern 0.99, lengths 0.62-0.85, design details 0.77-0.96 (majority 0.12-0.26). Mass inside the region on the details 0.39-0.52 vs 0.06-0.10 uniform; box IoU at the papers' thresholds 0.30 (FSN) / 0.20 (ASEN++) vs 0.33 for a fixed centre box |
 # | full | 1 GPU | not yet measured | not yet measured (224 px, ResNet-50 cut after layer3, 14x14 maps) |
 
 # %%
@@ -326,10 +327,11 @@ if cfg.quick:  # what our 8x8 maps show; re-check at 14x14 in full
 # ## 6. Where CAM fails
 #
 # **Small details.** The design attributes live in a zone of a few percent of the image
-# (`area` above), about one or two cells of the 8x8 feature grid in quick. A CAM is a
-# weighted sum of *shared* feature maps at the grid's resolution, upsampled: even when
-# its peak is in the right place, the region above 20 % of the maximum is several cells
-# wide, so the box is much larger than the region. Ratio of box area to region area:
+# (`area` above: 0.06-0.10), about four to six of the 64 cells of the 8x8 feature grid in
+# quick. A CAM is a weighted sum of *shared* feature maps at the grid's resolution,
+# upsampled: even when its peak is in the right place, the region above 0.2 of the min-max
+# normalised map spreads over more cells than that, so the box is much larger than the
+# region. Ratio of box area to region area:
 
 # %%
 for name in names:
@@ -418,10 +420,13 @@ viz.save(fig, "03_asen_crops")
 #
 # - **From the pretrained start, the classifier knows every attribute.** Accuracy 0.62
 #   (coat length) to 1.00 (colour) against majority guesses of 0.12-0.26; the four design
-#   details 0.77-0.96. From random weights, 900 steps left the lengths partly learned and
-#   the details at chance (this notebook's earlier runs); the learning curves in
-#   `results/synth_calibration/` need about 4,000 steps from scratch before every detail is
-#   above majority + 0.15.
+#   details 0.77-0.96. From random weights it takes longer: in the committed learning curve
+#   `results/synth_calibration/curve_tops_framing_detail100.json` (this classifier from
+#   scratch on the same data, one 4,000-step run of batches of 32, validation accuracy read
+#   every 500 steps) every detail is within +0.08 of majority after 500 steps; at 1,000
+#   steps neck design is +0.20 above it, lapel +0.10, collar and neckline +0.02 / +0.01;
+#   every length passes majority + 0.15 by 1,500 steps and every detail by 2,500 (collar
+#   +0.23, lapel +0.22, neckline +0.17, neck +0.46).
 # - **Where the classifier knows the attribute, CAM finds its region, even a small one.**
 #   On the four details the map puts 0.39-0.52 of its mass inside a region covering
 #   0.06-0.10 of the image (5-7x a uniform map), and its peak lands inside the region for
@@ -431,10 +436,11 @@ viz.save(fig, "03_asen_crops")
 #   the backbone has channels for the details, a linear head per attribute can pick them.
 #   On the lengths the colour map does nearly as well as the own map on pant length (0.93 vs
 #   0.93) and less well on skirt and coat length (0.60 / 0.53 vs 0.88 / 0.67): their regions
-#   are the garment's lower half. Colour and pattern themselves peak on the garment no more
-#   often than a centred Gaussian (0.61 / 0.79 vs 0.69): the close-up framing puts the
-#   garment in the middle of the picture. Boxes of attributes in different places still
-#   overlap: lapel vs coat length, box IoU 0.53 where the true regions overlap 0.08.
+#   are the garment's lower half. Colour's own map peaks on the garment no more often than a
+#   centred Gaussian (0.61 vs 0.69), pattern's a little more often (0.79): the close-up
+#   framing puts the garment in the middle of the picture. Boxes of attributes in different
+#   places still overlap: lapel vs coat length, box IoU 0.53 where the true regions overlap
+#   0.08.
 # - **The paper's thresholds give loose boxes.** At 0.2 (FashionSearchNet's value, here on
 #   the min-max normalised map; the paper's own rule, 20 % of the maximum, is a higher bar on
 #   maps with negative values and gives tighter boxes, notebook 09) or 0.1 (ASEN++) the region above threshold covers
@@ -447,8 +453,10 @@ viz.save(fig, "03_asen_crops")
 # - **What this motivates.** CAM localises what a classifier was trained to recognise, after
 #   pooling, with one shared map per attribute head. Retrieval models have no class labels
 #   at test time and must rank by similarity; ASEN puts the attribute *into* the map before
-#   pooling (attribute-aware spatial attention, notebook 04), and notebook 07 reuses this
-#   notebook's boxes and `cam.roi_features` for ASEN++'s local branch.
+#   pooling (attribute-aware spatial attention, notebook 04). Notebook 07 reuses ASEN++'s
+#   box rule from this notebook (`cam.asen_boxes`, applied to ASEN's attention maps) for
+#   ASEN++'s local branch, but crops with its own batched `roi_align`
+#   (`crop_pairs` in `fgfs_lib/models/asen_global_local.py`), not `cam.roi_features`.
 #
 # Not measured here: the full profile (ResNet-50 on 224 px images, 14x14 maps), other
 # seeds, and FashionSearchNet's stage 2 (ROI-pooled attribute embeddings with a soft

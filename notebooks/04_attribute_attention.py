@@ -39,7 +39,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | 64 s with the checkpoint (measured with one other job on the CPU); training ASEN adds ~80 s | seed 0: ASEN test MAP 87.2 (random 16.9); every attribute learned (coat length 59.9 to colour 98.6; details 66.6-97.7); ASA's mass inside the region 0.26 vs 0.13 uniform over all attributes, 2.6-2.9x uniform on the details, where the tanh bound caps it at 3.8-4.3x |
+# | quick | 2-core CPU | about 110 s from scratch (110.1 s in a fresh-clone `./course run` at c845b1c, `benchmarks/RESULTS.md`), of which training ASEN (4 epochs of about 20 s, each followed by validation) takes 85-95 s; about 25-30 s with the checkpoint | seed 0: ASEN test MAP 87.2 (random 16.9); every attribute learned (coat length 59.9 to colour 98.6; details 66.6-97.7); ASA's mass inside the region 0.26 vs 0.13 uniform over all attributes, 2.6-2.9x uniform on the details, where the tanh bound caps it at 3.8-4.3x |
 # | full | 1 GPU | not yet measured (ResNet-50 layer3, 14x14 maps, 50 epochs) | the paper shows maps only; no localisation numbers exist for real data |
 
 # %%
@@ -419,10 +419,11 @@ assert ((gates > 0) & (gates < 1)).all()
 #   equals one attribute at a time.
 # - **From the pretrained small CNN, ASEN learns every attribute** in the quick budget:
 #   test MAP 87.2 against 16.9 for a random ranking, from coat length (59.9 vs 16.0) and
-#   neckline (66.6 vs 15.1) to neck design (97.7) and colour (98.6). From random weights the
-#   same budget left sleeve length and the four design details at random
-#   (`results/06_asen_cli_scratch_seed0.md`, the earlier preset); three seeds of the CLI run:
-#   `results/06_asen_cli.md`.
+#   neckline (66.6 vs 15.1) to neck design (97.7) and colour (98.6); three seeds of the CLI
+#   run: `results/06_asen_cli.md`. From random weights, a run 2.5x longer (10 epochs, 750
+#   steps, cosine schedule) on an earlier form of the data (`detail_scale` 1.15, tops not
+#   framed as close-ups; data hash 06bf96b01855, now b5ba5a399b9a) still left sleeve
+#   length and the four design details at random (`results/06_asen_cli_scratch_seed0.md`).
 # - **ASA looks at the right place, and more so for the small details**, measurably: over
 #   all ten attributes 0.26 of the attention mass is inside the ground-truth region against
 #   0.13 for a uniform map and 0.22 for a centred Gaussian; the maximum is inside the region
@@ -432,7 +433,7 @@ assert ((gates > 0) & (gates < 1)).all()
 #   than a fixed centre box (IoU 0.30 vs 0.33): an 8x8 map upsampled to 64 px is too coarse
 #   for tight boxes.
 # - **The released tanh bound is close to binding.** The most mass a bounded map can put in
-#   those detail regions is 0.25-0.37 (3.8-4.3x uniform, the table above); ASA reaches
+#   those detail regions is 0.24-0.37 (3.8-4.3x uniform, the table above); ASA reaches
 #   67-71 % of that cap on each detail. A "3x uniform" bar on the details is therefore near
 #   the ceiling of the released formulation at 8x8, not a sign of a weak model. The
 #   unbounded score of the paper's eq. (2) has no such cap, and measured it goes past 3x:

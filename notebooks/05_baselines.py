@@ -35,7 +35,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | trains 3 models x 4 epochs x 75 steps x 64 images: about 5 min from scratch (247 s measured with the two baselines' checkpoints present and one other job on the CPU; the third run alone took 146 s there) | test MAP (seed 0): random 16.9, triplet network 34.7, CSN 60.4 (details 48.3-84.4), CSN from random weights 36.4 (details at random: 15.5-30.2 vs 15.1-25.9) |
+# | quick | 2-core CPU | trains 3 models x 4 epochs x 75 steps x 64 images: about 5 min from scratch (278.8 s in a fresh-clone `./course run` at c845b1c, `benchmarks/RESULTS.md`; each of the three runs about 90 s); about 2 min with the two baselines' checkpoints present | test MAP (seed 0): random 16.9, triplet network 34.7, CSN 60.4 (details 48.3-84.4), CSN from random weights 36.4 (details at random: 15.5-30.2 vs 15.1-25.9) |
 # | full | 1 GPU | not yet measured (2 x 50 epochs of 100k triplets, ResNet-50) | paper (FashionAI): random 15.79, triplet 38.52, CSN 53.52 |
 
 # %%

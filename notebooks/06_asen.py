@@ -39,7 +39,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | 243 s in a fresh clone's `./course run` (after notebooks 04-05 trained ASEN, the triplet network and CSN; this notebook trains the two ablations and one epoch of 3-image triplets), idle CPU | seed 0 test MAP: random 16.9, triplet 34.7, CSN 60.4, w/o ASA 83.1, w/o ACA 78.9, ASEN 87.2; after 4,800 backbone passes valid MAP 75.1 (in-batch) vs 32.2 (3-image triplets) |
+# | quick | 2-core CPU | about 245 s in a fresh clone's `./course run` (243.2 s at c845b1c, `benchmarks/RESULTS.md`, idle CPU; notebooks 04-05 have trained ASEN, the triplet network and CSN, this notebook trains the two ablations and one epoch of 3-image triplets) | seed 0 test MAP: random 16.9, triplet 34.7, CSN 60.4, w/o ASA 83.1, w/o ACA 78.9, ASEN 87.2; after 4,800 backbone passes valid MAP 75.1 (in-batch) vs 32.2 (3-image triplets) |
 # | full | 1 GPU | not yet measured (6 models x 50 epochs of 100k triplets, ResNet-50) | paper, FashionAI: triplet 38.52, CSN 53.52, w/o ASA 56.35, w/o ACA 50.87, ASEN 61.02 |
 #
 # The quick numbers are FashionSynth's `calibrated` preset (generator version 4), with every
@@ -124,7 +124,7 @@ for name in ("triplet", "csn", "asen_wo_asa", "asen_wo_aca", "asen"):
 #   attribute from *one* backbone pass and uses every valid triplet of every attribute in
 #   the batch. The loss is averaged **per attribute** (each attribute's mean hinge, then the
 #   mean over attributes): colour and pattern apply to every image, so they make about 80 %
-#   of the valid triplets of a batch (notebook 05 counts them), and a plain mean over all
+#   of the valid triplets of a batch (notebook 02 counts them), and a plain mean over all
 #   triplets would give those two four times the weight of the eight others together.
 # - **full** (GPU): the papers' setting, 100k 3-image triplets per epoch re-sampled every
 #   epoch, batch 16, Adam 1e-4, StepLR(3, 0.9), 50 epochs (ASENet_V2's schedule; the AAAI
@@ -250,10 +250,9 @@ if seeds_report is not None:
 # Every ordering of the poster holds on every seed:
 # ASEN 87.3 ± 0.9 > w/o ASA 83.2 ± 0.6 > w/o ACA 79.4 ± 0.6 > CSN
 # 63.6 ± 2.9 > triplet network 34.3 ± 0.4 > random 16.9. That includes the
-# paper's "w/o ASA > w/o ACA" (+3.8 ± 1.0, 3/3 seeds), which did not reproduce when
-# the backbone started from random weights (version 3 data: the two ablations tied). The gaps
-# are larger than the paper's (ASEN > CSN +23.6 ± 3.2, 3/3 seeds; paper +7.5): every model here
-# starts from a backbone pretrained on the very attributes it ranks, and the absolute numbers
+# paper's "w/o ASA > w/o ACA" (+3.8 ± 1.0, 3/3 seeds). The gaps are larger than the
+# paper's (ASEN > CSN +23.6 ± 3.2, 3/3 seeds; paper +7.5): every model here starts from a
+# backbone pretrained on the very attributes it ranks, and the absolute numbers
 # are not comparable with FashionAI's (other data, 64 px, about 20k training images seen).
 
 # %% [markdown]
@@ -434,20 +433,20 @@ else:
 #   (`results/06_asen_seeds.md`, quick, every model from the pretrained small CNN): test MAP
 #   ASEN 87.3 ± 0.9, w/o ASA 83.2 ± 0.6, w/o ACA 79.4 ± 0.6, CSN 63.6 ± 2.9,
 #   triplet network 34.3 ± 0.4 (random 16.9).
-# - **Each attention module pays where its kind of evidence is.** Mean over collar, lapel,
+# - **Each attention module pays where its kind of evidence is** (3-seed means,
+#   `results/06_asen_seeds.md`; the live table above is seed 0 alone). Mean over collar, lapel,
 #   neckline and neck: ASEN 81.1, w/o ASA 74.2, w/o ACA 79.6, CSN 65.9, triplet network 58.7
 #   (random 20.9). Removing the *spatial* attention costs 7.0 points on these small details
 #   and nothing on colour (98.2 vs 98.0); removing the *channel* attention costs 10.5 on
 #   colour (87.5) and 1.5 on the details. The difficulty ladder (`results/06_difficulty_ladder.md`, one seed) finds ASA
 #   worth 6-10 points on the details at every detail size from 2 % to 14 % of the image.
-# - **The triplet network stays clearly below ASEN on the details** (58.7 vs 81.1) and
-#   learns little colour (25.2): one space has to trade attributes off, and it keeps what
-#   the pretrained backbone separates best.
+# - **The triplet network stays clearly below ASEN on the details** (58.7 vs 81.1, 3-seed
+#   means) and learns little colour (25.2): one space has to trade attributes off, and it
+#   keeps what the pretrained backbone separates best.
 # - **Attribute-specific spaces are specific**: in ASEN's colour space 99 % of each image's
 #   10 nearest neighbours share its colour (chance 13 %), in its sleeve-length space 81 % share
 #   its sleeve length (chance 14 %) and only 26 % its colour. The single-image search for
-#   sleeve length returns the query's own value (extra long) at ranks 1-5; with random
-#   weights this space had collapsed (every score 0.999, wrong values).
+#   sleeve length returns the query's own value (extra long) at ranks 1-5.
 # - **In-batch triplets learn far more per backbone pass** than the papers' 3-image
 #   triplets: after the same 19,200 backbone passes, test MAP 87.3 ± 0.9 vs
 #   48.5 ± 3.2 over 3 seeds.
@@ -456,9 +455,11 @@ else:
 # - **What the pretrained start means for the claims.** The papers start from ImageNet; the
 #   quick profile starts from a backbone pretrained on other FashionSynth images with the
 #   same attribute labels (`scripts/pretrain_quick_backbone.py`), a stronger head start than
-#   ImageNet gives on FashionAI. From random weights the same budget learns none of the
-#   details (`results/06_asen_cli_scratch_seed0.md`; notebook 05's CSN from scratch), so the
-#   quick profile can only test the paper's detail claims from this start.
+#   ImageNet gives on FashionAI. From random weights, notebook 05's CSN with the same budget
+#   leaves the four details at random (15.5-30.2 against 15.1-25.9), and ASEN trained 2.5x
+#   longer (10 epochs, 750 steps, on an earlier form of the data;
+#   `results/06_asen_cli_scratch_seed0.md`) still left sleeve length and the four details at
+#   random, so the quick profile can only test the paper's detail claims from this start.
 # - **Full profile**: run once on an H100 for 10 epochs of ASEN (`results/full/`); the code
 #   path trains all models with the papers' setting and adds ASENet_V2's ASA.
 #

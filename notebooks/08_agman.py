@@ -40,7 +40,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | 123 s on an idle CPU in a fresh-clone `./course test` (commit bcd5a99, before section 9 and the SA initialisation; not re-timed since) | seed 0, from the pretrained small CNN: test MAP ASENet_V2 80.1, AGA only 57.9, AGA + multi-level 51.4, AGA + classification 55.5, AG-MAN 56.7, AG-MAN (equal weights) 57.3 (random 16.9); TR accuracy CSN 86.3, ASENet_V2 90.9, AG-MAN 85.0 %. Three seeds (`results/08_agman_seeds.md`): AG-MAN 56.4 ± 0.4 against ASENet_V2 79.6 ± 0.7; at 7.5x the images (`results/08_agman_long.md`) 82.6 ± 0.3 against 89.5 ± 0.6 |
+# | quick | 2-core CPU | about 140 s on an idle CPU in a fresh-clone `./course run` (140.8 s at commit c845b1c, `benchmarks/RESULTS.md`) | seed 0, from the pretrained small CNN: test MAP ASENet_V2 80.1, AGA only 57.9, AGA + multi-level 51.4, AGA + classification 55.5, AG-MAN 56.7, AG-MAN (equal weights) 57.3 (random 16.9); TR accuracy CSN 86.3, ASENet_V2 90.9, AG-MAN 85.0 %. Three seeds (`results/08_agman_seeds.md`): AG-MAN 56.4 ± 0.4 against ASENet_V2 79.6 ± 0.7; at 7.5x the images (`results/08_agman_long.md`) 82.6 ± 0.3 against 89.5 ± 0.6 |
 # | full | 1 GPU | not measured (11 runs x 50 epochs of 100k triplets, ResNet-50) | paper, FashionAI MAP: ASENet_V2 60.76, AGA only 61.97, AG-MAN 62.88; w/o ASA 50.80, w/o SA 61.67, w/o ACA 61.50, w/o CA 61.41 |
 
 # %%
@@ -281,9 +281,8 @@ for key, loss_key in (("weight_c", "classification"), ("weight_t", "triplet")):
 # (`agman.run_settings`; quick: 2 epochs x 40 in-batch steps of 32 images, about a seventh of
 # the images of the profile's default run, and no validation pass (it cost more than the
 # training); the result is the last weights; full: the paper's setting). Every number below
-# is read from the run. The multi-seed file `results/08_agman_seeds.*` predates the
-# calibrated preset and the pretrained start, so section 7 does not use it until it is
-# re-run.
+# is read from the run; section 7 adds the committed three-seed run `results/08_agman_seeds.*`
+# (calibrated data, pretrained start), which also holds the one-part-off runs of Tables 7-8.
 
 # %%
 # live: the main grid (Tables 5-6, ASENet_V2, equal weights); Tables 7-8's one-part-off runs
@@ -465,20 +464,22 @@ for label, (start_acc, acc) in tr_acc.items():
 # - **Most of the gap is budget, not all of it.** ASENet_V2 embeds the pretrained backbone's
 #   own pooled features (no projection), so its colour and pattern are right from the first
 #   step; AGA learns a value convolution, a channel mix and a projection from random weights
-#   first. The clearest sign is colour: 96 for ASENet_V2, 24-46 for every AGA variant at this
-#   budget. With 7.5x the images (notebook 06's budget; `python scripts/run_agman_seeds.py
-#   --budget long --group main --labels ASENet_V2 "AGA only" AG-MAN --out
-#   results/08_agman_long.json`, three seeds) the gap shrinks but keeps its sign: ASENet_V2
-#   89.5 ± 0.6, AGA only 87.9 ± 0.6 (-1.6 ± 0.7, 0/3 seeds), AG-MAN 82.6 ± 0.3 (-6.9 ± 0.8,
-#   0/3). Multi-level features and the classification branch together still cost 5.3 points.
+#   first. The clearest sign is colour (three-seed means): 96.0 for ASENet_V2, 24.1-46.1 for
+#   every AGA variant with ASA and 15.3 without it, at this budget. With 7.5x the images
+#   (notebook 06's budget; `python scripts/run_agman_seeds.py --budget long --group main
+#   --labels ASENet_V2 "AGA only" AG-MAN --out results/08_agman_long.json`, three seeds) the
+#   gap shrinks but keeps its sign: ASENet_V2 89.5 ± 0.6, AGA only 87.9 ± 0.6 (-1.6 ± 0.7,
+#   0/3 seeds), AG-MAN 82.6 ± 0.3 (-6.9 ± 0.8, 0/3). Multi-level features and the
+#   classification branch together still cost 5.3 points.
 # - **An initialisation the paper does not give decides SA.** From PyTorch's default
 #   initialisation SA's sigmoid gate saturated at the positions ASA attends to, and "AGA only"
-#   fell to 26.1 on seed 0 (this notebook's run at commit 6bebcf0); starting SA's convolution at zero (a constant gate of 0.5 that
-#   learns from there) gives the 57.9 above (`fgfs_lib.models.agman.ChannelPoolSpatial`).
+#   fell far below its present score (an earlier run of this notebook, not kept); starting SA's
+#   convolution at zero (a constant gate of 0.5 that learns from there) gives the 57.9 above
+#   (`fgfs_lib.models.agman.ChannelPoolSpatial`).
 # - **Eq. 9 as printed diverges** (section 4 asserts it): its weights go to minus infinity.
 #   The homoscedastic-uncertainty form is stable, but here it is no better than equal weights.
 # - **Triplet relation (Table 4).** On FashionSynth's test rows ASENet_V2 leads (90.9 %),
 #   then CSN (86.3) and AG-MAN (85.0); the paper has AG-MAN first (93.32) by 0.2-0.8 points.
-#   Every model gains 19-21 points over its untrained start.
+#   Every model gains 18.9-20.5 points over its untrained start.
 # - **Where they look.** AG-MAN's ASA puts less of its mass inside the ground-truth region
 #   than ASENet_V2's on every attribute (details 0.23-0.37 against 0.34-0.44; section 8).

@@ -46,7 +46,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | under 1 min (reads files); `python scripts/make_results.py` regenerates them (not timed end to end; its longest step, `compare_seeds.py`, took 65 min with other jobs on the CPU, the last, `evaluate_runs.py`, 7 min) | the committed quick-profile reports, printed below |
+# | quick | 2-core CPU | under 1 min (reads files); `python scripts/make_results.py` regenerates them (not timed end to end, nor every step; `compare_seeds.py` took 65 min with other jobs on the CPU) | the committed quick-profile reports, printed below |
 # | full | 1 GPU | under 1 min (reads files); regenerating needs every full-profile training run | no full-profile reports yet except `results/full` (ASEN, notebook 06) |
 
 # %%
@@ -182,7 +182,8 @@ else:
 
 # %% [markdown]
 # **What the committed run shows** (quick profile, seeds 0-2, each number printed above).
-# Every checkpoint, scored again, gives the test MAP its own report recorded. TR accuracy
+# Every checkpoint of notebooks 06-08, scored again, gives the test MAP its own report
+# recorded (FashionSearchNet's had no test MAP before: they are first measured here). TR accuracy
 # orders the methods as MAP does, squeezed towards 100: ASEN 95.0 ± 0.5 and ASEN++'s fused
 # stage 2 95.5 ± 0.4 on top, then ASENet_V2 90.1, CSN 87.9, AG-MAN 85.2, the triplet network
 # 76.4, AG-MAN without ASA 72.0 and AMNet-like 68.7. AG-MAN's Table 4 ordering on UT Zappos50k
@@ -238,10 +239,11 @@ viz.save(fig, "10_index_tradeoff", cfg)
 # **What the committed run shows (quick profile, seed 0, calibrated FashionSynth, pretrained
 # start).** No codec loses MAP: float16 and int8 are within 0.01 of float32 (87.06), and
 # product quantisation down to 40 bytes per image (4 pieces of 8 bits per attribute, a 64x
-# smaller index) scores 0.35-0.74 *higher*, on every attribute, the small details included.
+# smaller index) scores 0.35-0.74 *higher*; with 8 and 4 pieces on every attribute, the small
+# details included (16 pieces: all but pant length, 0.06 lower).
 # That is one model and one seed: read it as "coarse codes cost nothing here", not as a gain
-# to expect (faiss warns that 4,836 training embeddings are fewer than it wants for 256
-# centroids). CSN needs no codec for a 10x saving: its masks make one shared vector per
+# to expect (faiss warns that each attribute's training embeddings, a few hundred to a few
+# thousand, are fewer than the about 10,000 it wants for 256 centroids). CSN needs no codec for a 10x saving: its masks make one shared vector per
 # image enough, at the same MAP (61.1), far below ASEN's.
 #
 # Query time on a gallery of replicated test vectors of one attribute (one thread, top 10),
@@ -279,10 +281,8 @@ for path in sorted(RESULTS.glob("10_new_attribute*.json")):
           f"lr {new_report.get('add_lr', 1e-3):g})")
     for run in new_report["runs"]:
         a, s = str(run["attribute_id"]), run["seconds"]
-        rnd = new_report.get("random", {}).get(attr)
         print(f"  seed {run['seed']}: {attr} MAP full retraining {run['full'][a]:.2f}, held out {run['held_out'][a]:.2f}, "
-              f"added {run['added'][a]:.2f} = {100 * run['fraction_of_full']:.0f}% of full"
-              + (f" (random {rnd:.2f})" if rnd is not None else "") + "; "
+              f"added {run['added'][a]:.2f} = {100 * run['fraction_of_full']:.0f}% of full; "
               f"other attributes moved by at most {run['others_max_change']:.4f} MAP; "
               f"training seconds: held out {s['held_out']:.0f}, add {s['add']:.0f}, full (cached run) {s['full']:.0f}")
 
@@ -290,7 +290,7 @@ for path in sorted(RESULTS.glob("10_new_attribute*.json")):
 # **What the committed runs show** (neckline, seeds 0-2, calibrated FashionSynth, pretrained
 # start). The other attributes' MAP does not move at all (their embeddings are bit-identical,
 # as the tests assert). Neckline itself: full retraining with all attributes reaches
-# 63.6-67.1 test MAP, the model trained without it 20.1-29.7 (random 15.1), and training only
+# 63.6-67.1 test MAP, the model trained without it 20.1-29.7 (random 15.1: section 1's random row), and training only
 # neckline's rows of the two attribute embeddings lifts it to 46.4-49.4, that is **71-74 % of
 # full retraining**, in 13-16 s against 74-126 s for a full run (each seed's line above). The
 # issue's bar (80 %) is **not** met: the shared layers, trained without neckline, carry part

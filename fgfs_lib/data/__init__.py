@@ -29,9 +29,14 @@ Datasets (``DATASETS``): ``fashionsynth`` (generated, cached under
 :mod:`.shopping100k`) and ``zappos50k`` (CSN triplet lists, :mod:`.zappos`; ``load`` returns a
 :class:`.zappos.TripletData` for it, the triplet-relation task has no queries).
 
-Protocols: ``"fashionai"`` (each valid/test image is assigned one applicable attribute;
-20 % of them are queries, 80 % candidates) and ``"multilabel"`` (every applicable attribute
-of every image; 20 % of the images are queries: for search with attribute manipulation).
+Protocols: ``"fashionai"`` (rows ``(image, attribute, value)``; a query is ranked against
+the candidates of its attribute. FashionSynth: every applicable attribute of every valid/test
+image is a row, and 20 % of the images of each garment category are queries for all their
+attributes, :func:`.core.stratified_protocol`. Real data: the folder's own files, one
+attribute per image in FashionAI's; :func:`.fashionai.convert_fashionai_csv` draws them with
+:func:`.core.fashionai_protocol`, 20 % of each attribute's images as queries) and
+``"multilabel"`` (every applicable attribute of every image; 20 % of all the images are
+queries, drawn without regard to category: for search with attribute manipulation).
 
 FashionSynth options (``load("fashionsynth", cfg=cfg, num_images=600, image_size=32)``, or
 ``detail_scale``, ``clutter`` ...) are listed in :mod:`.synth`; the dataset seed defaults to 0
@@ -67,10 +72,10 @@ def load(name: str = "fashionsynth", root: str | Path | None = None, cfg: Any = 
     """Load a dataset as :class:`RetrievalData` (``TripletData`` for zappos50k).
 
     ``fashionsynth``: with ``root=None`` the profile's dataset is generated on first use
-    (about 30 s in the quick profile) and cached under ``cfg.data_dir``; with a ``root``
-    (a folder written by ``make-data``) it is read from there. Real datasets are read from
-    ``root`` (default ``cfg.data_dir / name``). ``image_size`` (real data) defaults to the
-    profile's (64 quick, 224 full).
+    (18 s with 2 processes in the quick profile) and cached under ``cfg.data_dir``; with a
+    ``root`` (a folder written by ``make-data``) it is read from there. Real datasets are read
+    from ``root`` (default ``cfg.data_dir / name``). ``image_size`` (real data) defaults to
+    the profile's (64 quick, 224 full).
     """
     from .. import config as config_module
     from . import asen_format

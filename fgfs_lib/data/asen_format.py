@@ -7,8 +7,11 @@ file                                            line
 ==============================================  =============================================
 ``filenames_{train,valid,test}.txt``            relative image path; line number = image id
 ``label_train.txt``                             ``img_id a v [a v ...]`` (several pairs allowed)
-``query_{valid,test}.txt``,                     ``img_id a v`` (FashionAI protocol: each image
-``candidate_{valid,test}.txt``                  has one attribute; 20 % queries)
+``query_{valid,test}.txt``,                     ``img_id a v`` (FashionAI protocol. FashionAI's
+``candidate_{valid,test}.txt``                  folders: one attribute per image, 20 % of each
+                                                attribute's images are queries. FashionSynth's:
+                                                every applicable attribute of every image, 20 %
+                                                of each category's images are queries)
 ``meta.json``                                   ``ATTRIBUTES`` (names), ``ATTRIBUTES_NUM``
                                                 (name -> number of values)
 ==============================================  =============================================
