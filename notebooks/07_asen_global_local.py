@@ -47,7 +47,7 @@
 #
 # | profile | hardware | run time | expected numbers |
 # |---|---|---|---|
-# | quick | 2-core CPU | 120 s on an idle CPU in a fresh-clone `./course test` (commit bcd5a99, local branch at half width then; not re-timed); from scratch now: stage 1 82 s and stage 2 78 s of training, measured with one other job on the CPU | seed 0, both branches from the pretrained small CNN: test MAP stage 1 86.0, stage 2 global only 88.2, local only 74.0, fused (0.6) 87.8 (random 16.9); fused - stage 1 on the details +5.9, on the lengths +1.3. Three seeds (`results/07_asenpp_seeds.md`): fused 87.6 ± 0.2, global only 88.0 ± 0.3, local only 74.6 ± 0.6, stage 1 85.6 ± 0.6, w/o alignment 88.1 ± 0.4 |
+# | quick | 2-core CPU | about 140 s from scratch (139.0 s in a fresh-clone `./course run` at c845b1c, `benchmarks/RESULTS.md`); of it, training stage 1 about 45 s and stage 2 about 40 s (seed 0 of `scripts/run_asenpp_seeds.py`, idle CPU) | seed 0, both branches from the pretrained small CNN: test MAP stage 1 86.3, stage 2 global only 88.2, local only 73.2, fused (0.6) 87.8 (random 16.9); fused - stage 1 on the details +4.2, on the lengths +1.4. Three seeds (`results/07_asenpp_seeds.md`): fused 87.8 ± 0.1, global only 88.1 ± 0.4, local only 74.9 ± 1.5, stage 1 86.0 ± 1.0, w/o alignment 88.1 ± 0.5 |
 # | full | 1 GPU | not yet measured (stage 1: ResNet-50 to layer3, 50 epochs; stage 2: + ResNet-34 on 112 px crops, 20 epochs) | no number to compare with: the course's seed (a summary of the paper) states the claims tested in section 8 but gives no table |
 
 # %%
@@ -159,8 +159,8 @@ print(f"a batch of 64 images: {int(known.sum())} annotated (image, attribute) pa
 # ## 3. Training: stage 1, then stage 2 from it
 #
 # `agl.train_stages` runs `fgfs_lib.train.train_or_load` twice (the trainer is not edited
-# for ASEN++): stage 1 (`asenpp_global`: the global branch alone, the profile's default
-# schedule, like notebook 06's ASEN) and stage 2 (`asenpp`, `init_from` stage 1's best
+# for ASEN++): stage 1 (`asenpp_global`: the global branch alone, 2 epochs of the profile's
+# default steps, half the budget of notebook 06's ASEN) and stage 2 (`asenpp`, `init_from` stage 1's best
 # checkpoint, the local branch at the profile's learning rate and the global branch and
 # the shared embedding at a tenth of it; `configure_optimizers` sets the groups). The quick
 # profile gives stage 2 one epoch (75 steps): what the 5-minute budget holds. A run that
@@ -409,24 +409,25 @@ else:
 #
 # From `results/07_asenpp_seeds.md` (three seeds, printed in section 8) and the live run:
 #
-# - **Stage 2 beats stage 1, most of all on the details** (fused - stage 1: +2.1 ± 0.5
-#   overall, +6.3 ± 0.4 on the details, +2.0 on the lengths, +0.7 on colour and pattern; 3/3
+# - **Stage 2 beats stage 1, most of all on the details** (fused - stage 1: +1.8 ± 0.9
+#   overall, +5.7 ± 1.6 on the details, +1.6 on the lengths, +0.6 on colour and pattern; 3/3
 #   seeds). As the paper says, but read on: the stage-2 *global* branch alone gains as much.
-# - **The fused score does not beat the global branch alone** (-0.4 ± 0.2, 0/3 seeds). It is
-#   ahead on the details by +0.5 ± 0.2 and behind on the lengths by 1.6, so "fused > global
-#   only, most of all on the details" holds only in its second half. The best fusion weight
+# - **The fused score does not beat the global branch alone** (-0.3 ± 0.2, 0/3 seeds). On
+#   the details it is ahead by +0.5 ± 0.5 (+0.0, +0.5, +0.9 by seed), on the lengths behind
+#   by 1.2: "fused > global only, most of all on the details" holds at most in its second
+#   half, and there by less than a point. The best fusion weight
 #   on test is 0.8, not the paper's 0.6 (section 4): the local branch is the weaker one.
-# - **Local only < fused holds** (-13.0 ± 0.8, 3/3), widest on the lengths (-19.2): a crop
+# - **Local only < fused holds** (-12.9 ± 1.5, 3/3), widest on the lengths (-18.7): a crop
 #   around the attended region loses the hem that a length is about.
-# - **The alignment loss does not help** (fused with it 87.6 ± 0.2, without it 88.1 ± 0.4;
-#   0/3 seeds): NOT reproduced.
+# - **The alignment loss does not help** (fused with it 87.8 ± 0.1, without it 88.1 ± 0.5;
+#   ahead in 1 of 3 seeds, -0.4 ± 0.4): NOT reproduced.
 # - **Why the local branch adds little here:** at the threshold 0.4 the ROI square is about
 #   30 px of the 64 px image (section 5), resized to 32 px: the local branch sees the region at
 #   the resolution the global branch already had. The paper crops its 224 px input's region
 #   from the original photograph and enlarges it to 112 px. Rendering FashionSynth at a
 #   higher resolution for the crops is the experiment this suggests; it is not run yet.
-# - Starting the local branch from the pretrained small CNN (as the paper starts both from
-#   ImageNet) matters: with a random CNN of half the width this notebook's live run (seed 0,
-#   commit 6bebcf0) had local only 39.6 and the fused score 85.6, below its global branch
-#   (87.0); `--option local_width=16 --option local_weights=null` rebuilds that model.
+# - The local branch starts from the pretrained small CNN, as the paper starts both branches
+#   from ImageNet. An earlier version started it from a random CNN of half the width; its
+#   runs were not kept, so this notebook makes no claim about that start.
+#   `--option local_width=16 --option local_weights=null` rebuilds that model to measure it.
 

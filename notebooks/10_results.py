@@ -183,10 +183,13 @@ else:
 # %% [markdown]
 # **What the committed run shows** (quick profile, seeds 0-2, each number printed above).
 # Every checkpoint of notebooks 06-08, scored again, gives the test MAP its own report
-# recorded (FashionSearchNet's had no test MAP before: they are first measured here). TR accuracy
-# orders the methods as MAP does, squeezed towards 100: ASEN 95.0 ± 0.5 and ASEN++'s fused
-# stage 2 95.5 ± 0.4 on top, then ASENet_V2 90.1, CSN 87.9, AG-MAN 85.2, the triplet network
-# 76.4, AG-MAN without ASA 72.0 and AMNet-like 68.7. AG-MAN's Table 4 ordering on UT Zappos50k
+# recorded (FashionSearchNet's had no test MAP before: they are first measured here). TR
+# accuracy orders the methods roughly as MAP does, squeezed towards 100 (exceptions include ASEN
+# w/o ASA against w/o ACA, AGA only against AG-MAN, FashionSearchNet against ASEN w/o ACA;
+# the AG-MAN variants within a point of each other swap places):
+# ASEN++'s stage 2 (fused, with or without the alignment loss, 95.8) and ASEN 95.0 ± 0.5 on
+# top, then ASENet_V2 90.1, CSN 87.9, AG-MAN 85.2, the triplet network 76.4, AG-MAN without
+# ASA 72.0 and AMNet-like 68.7. AG-MAN's Table 4 ordering on UT Zappos50k
 # (AG-MAN 93.32 > CSN 93.14 > ASENet_V2 92.54) is **not** reproduced: AG-MAN is below CSN and
 # ASENet_V2 in every seed, as on MAP (notebook 08). FashionSearchNet's attribute
 # representations rank the test split at 81.9 ± 2.2 MAP, and its attention localisation helps
