@@ -67,7 +67,8 @@ def take_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     the order of the additions, hence the float rounding, changes from run to run, and a
     training run that gathers the same image several times (once per attribute, or as the
     anchor of several triplets) never repeats itself. ``index_select``'s backward adds the
-    rows one index at a time. The forward values are the same."""
+    rows one index at a time. The forward values are the same. (On a GPU both add with
+    atomics; ``torch.use_deterministic_algorithms(True)`` is the switch there.)"""
     return x.index_select(0, index)
 
 
