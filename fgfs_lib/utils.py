@@ -68,7 +68,7 @@ def take_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     training run that gathers the same image several times (once per attribute, or as the
     anchor of several triplets) never repeats itself. ``index_select``'s backward adds the
     rows one index at a time. The forward values are the same. (On a GPU both add with
-    atomics; ``torch.use_deterministic_algorithms(True)`` is the switch there.)"""
+    atomics: see ``torch.use_deterministic_algorithms``.)"""
     return x.index_select(0, index)
 
 
