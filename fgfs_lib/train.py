@@ -32,8 +32,9 @@ methods and, if it needs other batches, registering a batch kind: no edit here.
   global batch, rank 0 writes checkpoints, validation is computed across the ranks.
 
 :func:`train_or_load` keys a checkpoint folder by a hash of the whole run config (the model's
-name, options and ``version`` included), so a later notebook asking for the same model gets
-the trained one back instead of retraining, and a changed model retrains.
+name, options and ``version`` included; a start given by ``init_from`` by the digest of its
+weights, :func:`weights_digest`, not by its path), so a later notebook asking for the same
+model gets the trained one back instead of retraining, and a changed model retrains.
 """
 
 from __future__ import annotations
@@ -151,6 +152,25 @@ def meta_dict(meta: Any) -> dict[str, Any]:
                    ("name", "attribute_names", "value_names", "num_values", "num_attributes")})
 
 
+def weights_digest(path: str | os.PathLike) -> str | None:
+    """Short sha256 of a checkpoint's weights alone (names, shapes, values): the same weights
+    saved at another path, or with another history, give the same digest. ``None`` when the
+    file is missing or unreadable (the run will fail on it later, with its own message)."""
+    import hashlib
+
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)["model_state"]
+    except Exception:  # noqa: BLE001 - any unreadable file: no digest
+        return None
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().contiguous()
+        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        flat = tensor.reshape(-1)  # 0-d tensors too (BatchNorm's counters)
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+    return digest.hexdigest()[:12]
+
+
 def run_config(model: Any, data: Any, cfg: config_module.Config, settings: TrainSettings) -> dict[str, Any]:
     """What defines a run: model name and options, data identity, settings, profile, seed."""
     model_config = getattr(model, "model_config", None) or {"name": type(model).__name__, "options": {}}
@@ -173,6 +193,9 @@ def run_config(model: Any, data: Any, cfg: config_module.Config, settings: Train
                  "config": getattr(data, "config", {}) or {}},
         "meta": meta_dict(data.meta),
         "settings": dataclasses.asdict(settings),
+        # the start's weights by content: the key does not depend on where the file lies,
+        # and a stage 1 trained again differently retrains what starts from it
+        "init_from_weights": weights_digest(settings.init_from) if settings.init_from else None,
         "profile": cfg.profile,
         "seed": cfg.seed,
     })
@@ -183,6 +206,8 @@ def _hash_view(rc: dict[str, Any]) -> dict[str, Any]:
     for key in NON_SEMANTIC:
         view["settings"].pop(key, None)
     view["data"].pop("root", None)  # the same data generated in another folder is the same data
+    if view.get("init_from_weights"):  # the start is identified by its weights, not its path
+        view["settings"].pop("init_from", None)
     return view
 
 

@@ -137,3 +137,25 @@ def test_cosine_schedule_steps_per_optimiser_step(data, cfg, tmp_path):
     assert len(lrs) == 8
     assert math.isclose(second, 1e-2 * 0.5 * (1 + math.cos(math.pi * 7 / 8)), rel_tol=1e-6)
     assert math.isclose(first, 1e-2 * 0.5 * (1 + math.cos(math.pi * 3 / 8)), rel_tol=1e-6)
+
+
+def test_a_start_is_keyed_by_its_weights_not_its_path(data, cfg, tmp_path):
+    import shutil
+
+    torch.manual_seed(1)
+    stage1 = Classifier(data.meta.num_values)
+    train.fit(stage1, data, cfg, out_dir=tmp_path / "s1", verbose=False, sampling="test_classification",
+              epochs=1, steps_per_epoch=3, batch_size=16, validate=False)
+    first = tmp_path / "s1" / "last.pt"
+    (tmp_path / "elsewhere").mkdir()
+    moved = shutil.copy(first, tmp_path / "elsewhere" / "start.pt")
+    other = train.write_weights_checkpoint(tmp_path / "other.pt", Classifier(data.meta.num_values), {})
+
+    def key(start):
+        settings = train.default_settings(cfg, sampling="test_classification", init_from=str(start))
+        return train.config_hash(train.run_config(Classifier(data.meta.num_values), data, cfg, settings))
+
+    assert train.weights_digest(first) == train.weights_digest(moved) is not None
+    assert key(first) == key(moved)   # the same weights at another path: the same run
+    assert key(first) != key(other)   # other weights: another run
+    assert train.weights_digest(tmp_path / "missing.pt") is None
