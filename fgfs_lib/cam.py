@@ -65,6 +65,9 @@ __all__ = [
     "centre_boxes",
     "whole_image_boxes",
     "centre_gaussian_maps",
+    "position_prior",
+    "centroids",
+    "centroid_correlation",
 ]
 
 
@@ -369,3 +372,45 @@ def centre_gaussian_maps(n: int, image_size: int | tuple[int, int], sigma: float
     xs = (torch.arange(W) + 0.5 - W / 2) / W
     g = torch.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * sigma**2))
     return g.expand(n, H, W).clone()
+
+
+def position_prior(masks: Tensor) -> Tensor:
+    """``[N, H, W]`` ground-truth regions (of training images) -> ``[H, W]``: the share of
+    those images whose region covers each pixel.
+
+    A map that never looks at the image: where the attribute usually is. When a dataset
+    frames its garments alike, this prior alone can put several times the uniform share of
+    its mass inside a region (notebook 04 measures it beside the attention maps), so "mass
+    inside" only shows localisation where it beats the prior, or together with
+    :func:`centroid_correlation`.
+    """
+    if masks.dim() != 3 or len(masks) == 0:
+        raise ValueError(f"masks must be a non-empty [N, H, W] stack, got {tuple(masks.shape)}")
+    return masks.float().mean(0)
+
+
+def centroids(maps: Tensor) -> Tensor:
+    """``[N, H, W]`` non-negative maps -> ``[N, 2]`` centres of mass ``(row, column)`` in
+    pixel-centre coordinates (pixel ``(i, j)`` sits at ``(i + 0.5, j + 0.5)``). NaN for an
+    all-zero map."""
+    m = maps.clamp_min(0).float()
+    total = m.sum((1, 2))
+    rows = torch.arange(m.shape[1], dtype=m.dtype) + 0.5
+    cols = torch.arange(m.shape[2], dtype=m.dtype) + 0.5
+    row = (m.sum(2) * rows).sum(1) / total
+    col = (m.sum(1) * cols).sum(1) / total
+    return torch.stack([row, col], 1)
+
+
+def centroid_correlation(maps: Tensor, masks: Tensor) -> Tensor:
+    """``[2]``: Pearson correlation, over the images, between the centre of mass of each map
+    and that of its ground-truth region, for the rows and the columns.
+
+    A map that follows the garment when the region moves from image to image scores near 1;
+    a fixed map (a prior, a centred Gaussian) has a constant centroid and scores NaN (no
+    variance), whatever its mass inside. Maps and masks must be at the same resolution."""
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} differ in shape")
+    pairs = torch.cat([centroids(maps), centroids(masks.float())], 1).T.double()  # [4, N]
+    corr = torch.corrcoef(pairs)
+    return corr[[0, 1], [2, 3]].float()

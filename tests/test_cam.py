@@ -240,6 +240,39 @@ def test_localisation_scores_on_hand_made_maps():
     assert s["area"].tolist() == [0.125, 0.125]
 
 
+def test_position_prior_is_the_share_of_regions_covering_each_pixel():
+    masks = torch.zeros(4, 6, 6, dtype=torch.bool)
+    masks[:, 1:3, 1:3] = True  # every image: the same 2 x 2 block
+    masks[0, 4, 4] = True  # one image in four also covers (4, 4)
+    prior = cam.position_prior(masks)
+    assert prior[1, 1] == 1.0 and prior[4, 4] == 0.25 and prior[0, 0] == 0.0
+    # a fixed map puts mass inside a region it never looked for: here 4 / 4.25 of it
+    s = cam.localisation_scores(prior.expand(4, 6, 6), masks, torch.zeros(4, 4))
+    assert s["mass"][1] == pytest.approx(4 / 4.25)
+    with pytest.raises(ValueError):
+        cam.position_prior(torch.zeros(0, 6, 6, dtype=torch.bool))
+
+
+def test_centroids_by_hand_and_their_correlation_with_the_regions():
+    maps = torch.zeros(3, 8, 8)
+    maps[0, 2, 3] = 1.0  # one pixel: its centre (2.5, 3.5)
+    maps[1, 0:2, 0:4] = 1.0  # rows 0-1, columns 0-3: centre (1.0, 2.0)
+    maps[2, 6, 6] = 1.0
+    maps[2, 6, 7] = 3.0  # columns 6 and 7 weighted 1:3 -> column 7.25
+    assert cam.centroids(maps).tolist() == [[2.5, 3.5], [1.0, 2.0], [6.5, 7.25]]
+    assert torch.isnan(cam.centroids(torch.zeros(1, 4, 4))).all()
+    masks = torch.zeros(3, 8, 8, dtype=torch.bool)
+    for k, (r, c) in enumerate([(1, 1), (3, 2), (5, 6)]):
+        masks[k, r:r + 2, c:c + 2] = True
+    follows = torch.zeros(3, 8, 8)
+    follows[masks] = 1.0  # each map is its own region, shifted with it: correlation 1
+    assert torch.allclose(cam.centroid_correlation(follows, masks), torch.ones(2))
+    fixed = cam.position_prior(masks).expand(3, 8, 8)  # the same map for every image
+    assert torch.isnan(cam.centroid_correlation(fixed, masks)).all()
+    with pytest.raises(ValueError):
+        cam.centroid_correlation(follows[:, :4], masks)
+
+
 def test_map_figures_draw_what_they_are_given():
     import numpy as np
 
