@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import fgfs_lib
-from fgfs_lib import cam, config, train, utils
+from fgfs_lib import cam, config, metrics, train, utils
 from fgfs_lib.data.synth import DETAIL_ATTRIBUTES as DETAILS
 
 
@@ -30,7 +30,7 @@ from fgfs_lib.data.synth import DETAIL_ATTRIBUTES as DETAILS
 PRIOR_IMAGES = 4000  # training images (carrying the attribute) averaged into the position prior
 
 
-def position_prior(train_split, attribute: int) -> torch.Tensor:
+def training_prior(train_split, attribute: int) -> torch.Tensor:
     """[H, W] share of the first PRIOR_IMAGES training images carrying ``attribute`` whose region
     covers each pixel."""
     idx = torch.nonzero(train_split.labels[:, attribute] >= 0).flatten()[:PRIOR_IMAGES]
@@ -48,7 +48,7 @@ def attention_mass(model, split, attribute: int, prior: torch.Tensor, batch: int
     maps = cam.upsample_maps(maps, split.image_size)
     masks = split.region_masks(idx, attribute)
     scores = cam.localisation_scores(maps, masks, split.boxes[idx, attribute])
-    prior_mass = float(cam.localisation_scores(prior.expand_as(maps), masks, split.boxes[idx, attribute])["mass"].nanmean())
+    prior_mass = float(metrics.mass_inside(prior.expand_as(maps), masks).nanmean())
     corr_row, corr_col = cam.centroid_correlation(maps, masks).tolist()
     mass, area = float(scores["mass"].nanmean()), float(scores["area"].mean())
     return {"images": len(idx), "mass": mass, "area": area, "ratio": mass / area, "prior_mass": prior_mass,
@@ -62,17 +62,17 @@ def main() -> int:
     parser.add_argument("--split", default="test", choices=("test", "valid"))
     args = parser.parse_args()
     report: dict[str, dict] = {}
-    data, priors = None, []
+    data, priors = None, []  # the priors depend on the data only: made once
     for path in args.checkpoints:
         rc = train.load_checkpoint(path)["run_config"]
         cfg = config.load(rc["profile"], rc["seed"])
         if data is None:
             root = rc["data"].get("root")
             data = fgfs_lib.data.load(rc["data"]["name"], root=root if root and Path(root).is_dir() else None, cfg=cfg)
+            priors = [training_prior(data.train, a) for a in range(len(data.meta.attribute_names))]
         model, _ = train.load_model(path, cfg, data.meta)
         names = list(data.meta.attribute_names)
         label = f"{rc['model']['name']} seed {rc['seed']}"
-        priors = priors if priors else [position_prior(data.train, a) for a in range(len(names))]
         report[label] = {n: attention_mass(model, getattr(data, args.split), a, priors[a]) for a, n in enumerate(names)}
     names = list(data.meta.attribute_names)
     lines = ["| run | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
